@@ -1,0 +1,74 @@
+"""`lif_scan`: the multi-timestep LIF neuron with a surrogate-gradient backward and the
+differentiable membrane mean that IM-Loss needs, on three interchangeable backends."""
+
+from __future__ import annotations
+
+import torch
+
+from . import fused_torch
+from .function import scan
+from .naive import lif_scan_naive
+from .params import RESETS, SURROGATES, LIFParams
+
+BACKENDS = ("auto", "naive", "torch", "triton")
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def _check_input(x) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor of shape [T, ...], got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"x must be a floating tensor (float32, float16, bfloat16; float64 on the torch and "
+                        f"naive backends), got dtype {x.dtype}")
+    if x.dim() == 0:
+        raise ValueError("x must have a leading time dimension, shape [T, ...] with T >= 1; got a 0-d tensor")
+    if x.shape[0] == 0:
+        raise ValueError(f"x must have T >= 1 timesteps along dim 0, got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"x must have at least one neuron per timestep, got shape {tuple(x.shape)}")
+
+
+def _triton_backend(x: torch.Tensor):
+    from . import fused_triton  # imported lazily: triton is optional off Linux
+
+    if x.device.type != "cuda" and not fused_triton.interpreting():
+        raise ValueError(f"backend='triton' needs a CUDA tensor, or TRITON_INTERPRET=1 set before triton is "
+                         f"imported to run on CPU tensors; got a tensor on {x.device}")
+    if x.dtype not in fused_triton.SUPPORTED_DTYPES:
+        raise TypeError(f"backend='triton' supports float32, float16 and bfloat16, got {x.dtype}; "
+                        f"use backend='torch' for float64")
+    return fused_triton
+
+
+def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: str = "tanh",
+             alpha: float = 1.0, reset: str = "hard", detach_reset: bool = False,
+             backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-timestep LIF neuron (paper eq. 5-6) with the membrane mean of IM-Loss (eq. 11).
+
+    x: [T, ...] float32/float16/bfloat16 (float64 on 'torch' and 'naive'), any layout.
+    Returns (spikes, u_mean): spikes [T, ...] in x.dtype with values 0/1; u_mean the 0-d mean of
+    the pre-reset membrane over all T x N elements (fp32; fp64 for fp64 input), differentiable.
+      hard reset: u(t) = decay * u(t-1) * (1 - o(t-1)) + x(t);  soft: decay * (u(t-1) - vth o(t-1)) + x(t)
+      o(t) = 1[u(t) >= vth], u(0) = o(0) = 0.
+    surrogate (spike backward), alpha its runtime parameter:
+      'tanh'   d/du [0.5 tanh(alpha (u - vth)) + 0.5]  (ESG sets alpha = K(i), eq. 13-15)
+      'rect'   1/alpha on |u - vth| < alpha/2           (tdBN's rectangular)
+      'dspike' Dspike of temperature b = alpha on u / vth
+    detach_reset: stop the gradient through o(t-1) in the reset term.
+    backend: 'naive' (autograd loop, the reference), 'torch' (fused CPU path), 'triton'
+    (CUDA, or CPU under TRITON_INTERPRET=1), 'auto' (triton on CUDA, torch elsewhere).
+    """
+    p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=alpha, reset=reset, detach_reset=detach_reset)
+    _check_input(x)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        backend = "triton" if x.device.type == "cuda" and x.dtype != torch.float64 else "torch"
+    if backend == "naive":
+        return lif_scan_naive(x, p)
+    if backend == "torch":
+        return scan(fused_torch, x, p)
+    return scan(_triton_backend(x), x, p)
+
+
+__all__ = ["lif_scan", "LIFParams", "BACKENDS", "SURROGATES", "RESETS"]

@@ -1,0 +1,161 @@
+"""Fused Triton kernels: the LIF scan with the in-kernel membrane sum, and its reverse-time backward.
+
+Grid: one program per BLOCK neurons; the time loop runs inside the kernel with the membrane in
+fp32 registers whatever the storage dtype. T and N are runtime arguments (`do_not_specialize`),
+and so are vth, decay and alpha: a new T, batch size, feature-map size or ESG's new alpha never
+recompiles. Offsets are int64. Floating-point contraction is disabled so that `decay * u + x`
+rounds exactly like the PyTorch reference (a contracted FMA can flip a spike at a threshold tie).
+
+Bytes per element (E = T * N), fp32 storage:
+  forward  reads x (4), writes spikes (4) and the saved pre-reset membrane u in fp32 (4);
+  backward reads grad-spikes (4) and u (4), writes grad-x (4); spikes are recomputed as u >= vth.
+  With half-precision storage x, spikes, grad-spikes and grad-x are 2 bytes each; u stays fp32,
+  since rounding it would change the recomputed spikes. Inference writes no u.
+The membrane mean: each program writes one fp32 partial sum, summed by torch in a fixed order
+(deterministic); its gradient enters the backward as a scalar read from device memory.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from .params import LIFParams
+
+SURROGATE_CODES = {"tanh": 0, "rect": 1, "dspike": 2}
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def block_size() -> int:
+    return 1024
+
+
+@triton.jit
+def _block_offsets(pid, BLOCK: tl.constexpr):
+    """int64 offsets of program pid's neurons in row 0."""
+    return pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+
+
+@triton.jit
+def _row_start(t, N):
+    """int64 offset of time row t in a [T, N] matrix."""
+    return t.to(tl.int64) * N
+
+
+@triton.jit
+def _surrogate_grad(u, vth, alpha, dspike_scale, SURROGATE: tl.constexpr):
+    """d phi / du (see naive.asymptotic); 1 - tanh(y)^2 = 4 sigmoid(2y) sigmoid(-2y)."""
+    if SURROGATE == 0:
+        z = 2.0 * alpha * (u - vth)
+        return 2.0 * alpha * tl.sigmoid(z) * tl.sigmoid(-z)
+    elif SURROGATE == 1:
+        return tl.where(tl.abs(u - vth) < 0.5 * alpha, 1.0 / alpha, 0.0)
+    else:
+        x = u / vth
+        z = 2.0 * alpha * (x - 0.5)
+        g = 4.0 * dspike_scale * tl.sigmoid(z) * tl.sigmoid(-z)
+        return tl.where((x >= 0.0) & (x <= 1.0), g, 0.0)
+
+
+@triton.jit(do_not_specialize=["T", "N"])
+def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, partial_ptr, T, N, vth, decay,
+                    HARD: tl.constexpr, SAVE_U: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = _block_offsets(pid, BLOCK)
+    mask = offs < N
+    p_x = x_ptr + offs
+    p_s = s_ptr + offs
+    p_u = u_ptr + offs
+    b_u = tl.zeros([BLOCK], dtype=tl.float32)
+    b_o = tl.zeros([BLOCK], dtype=tl.float32)
+    b_sum = tl.zeros([BLOCK], dtype=tl.float32)
+    for _ in range(T):
+        b_x = tl.load(p_x, mask=mask, other=0.0).to(tl.float32)
+        if HARD:
+            b_u = decay * b_u * (1.0 - b_o) + b_x
+        else:
+            b_u = decay * (b_u - vth * b_o) + b_x
+        b_o = (b_u >= vth).to(tl.float32)
+        tl.store(p_s, b_o.to(p_s.dtype.element_ty), mask=mask)
+        if SAVE_U:
+            tl.store(p_u, b_u, mask=mask)
+        b_sum += tl.where(mask, b_u, 0.0)
+        p_x += N
+        p_s += N
+        p_u += N
+    tl.store(partial_ptr + pid, tl.sum(b_sum, axis=0))
+
+
+@triton.jit(do_not_specialize=["T", "N"])
+def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, dx_ptr, T, N, vth, decay, alpha, dspike_scale, inv_count,
+                    HARD: tl.constexpr, DETACH: tl.constexpr, SURROGATE: tl.constexpr,
+                    HAS_GS: tl.constexpr, HAS_GM: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = _row_start(T - 1, N) + _block_offsets(pid, BLOCK)
+    mask = _block_offsets(pid, BLOCK) < N
+    p_gs = gs_ptr + offs
+    p_u = u_ptr + offs
+    p_dx = dx_ptr + offs
+    c = 0.0
+    if HAS_GM:
+        c = tl.load(gm_ptr).to(tl.float32) * inv_count
+    b_gnext = tl.zeros([BLOCK], dtype=tl.float32)
+    for _ in range(T):
+        b_u = tl.load(p_u, mask=mask, other=0.0)
+        b_sg = _surrogate_grad(b_u, vth, alpha, dspike_scale, SURROGATE)
+        b_go = tl.zeros([BLOCK], dtype=tl.float32)
+        if HAS_GS:
+            b_go = tl.load(p_gs, mask=mask, other=0.0).to(tl.float32)
+        if not DETACH:
+            if HARD:
+                b_go += b_gnext * (-decay * b_u)
+            else:
+                b_go += b_gnext * (-decay * vth)
+        if HARD:
+            b_keep = 1.0 - (b_u >= vth).to(tl.float32)
+            b_du = b_go * b_sg + c + b_gnext * decay * b_keep
+        else:
+            b_du = b_go * b_sg + c + b_gnext * decay
+        tl.store(p_dx, b_du.to(p_dx.dtype.element_ty), mask=mask)
+        b_gnext = b_du
+        p_gs -= N
+        p_u -= N
+        p_dx -= N
+
+
+def _launch_options() -> dict:
+    if interpreting():
+        return {}
+    return {"num_warps": 4, "enable_fp_fusion": False}
+
+
+def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: bool):
+    """x, out: [T, N]. Writes spikes into out; returns (u [T, N] fp32 or None, u_mean 0-d fp32)."""
+    T, N = x.shape
+    BLOCK = block_size()
+    n_prog = triton.cdiv(N, BLOCK)
+    u = torch.empty((T, N), dtype=torch.float32, device=x.device) if save else None
+    partials = torch.empty(n_prog, dtype=torch.float32, device=x.device)
+    _lif_fwd_kernel[(n_prog,)](
+        x, out, u if save else out, partials, T, N, p.vth, p.decay,
+        HARD=p.reset == "hard", SAVE_U=save, BLOCK=BLOCK, **_launch_options())
+    return u, partials.sum() / (T * N)
+
+
+def bwd(gs, gm, u: torch.Tensor, p: LIFParams, dx: torch.Tensor) -> None:
+    """gs: [T, N] or None; gm: 0-d or None; u: [T, N] fp32; writes dx [T, N]."""
+    T, N = u.shape
+    BLOCK = block_size()
+    dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
+    _lif_bwd_kernel[(triton.cdiv(N, BLOCK),)](
+        u if gs is None else gs, u if gm is None else gm, u, dx, T, N,
+        p.vth, p.decay, p.alpha, dspike_scale, 1.0 / (T * N),
+        HARD=p.reset == "hard", DETACH=p.detach_reset, SURROGATE=SURROGATE_CODES[p.surrogate],
+        HAS_GS=gs is not None, HAS_GM=gm is not None, BLOCK=BLOCK, **_launch_options())

@@ -1,0 +1,60 @@
+"""Ground truth: the LIF scan as a plain PyTorch time loop, differentiated by autograd.
+
+Every fused backend is tested against this file. It computes in fp32 whatever the input dtype,
+and it never writes a derivative by hand: the spike's surrogate gradient comes from autograd
+through the asymptotic function `phi` (the straight-through form `o + phi(u) - phi(u).detach()`,
+which equals `o` exactly in the forward pass).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .params import LIFParams
+
+
+def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
+    """phi(u), whose derivative is the surrogate gradient of the spike `1[u >= vth]`.
+
+    tanh: 0.5 tanh(alpha (u - vth)) + 0.5 (paper eq. 13-14).
+    rect: linear ramp of slope 1/alpha on |u - vth| < alpha/2 (strict), a step outside.
+    dspike: (tanh(b (u/vth - 1/2)) + tanh(b/2)) / (2 tanh(b/2)) on 0 <= u/vth <= 1, a step outside.
+    """
+    if p.surrogate == "tanh":
+        return 0.5 * torch.tanh(p.alpha * (u - p.vth)) + 0.5
+    step = (u >= p.vth).to(u.dtype)
+    if p.surrogate == "rect":
+        inside = (u - p.vth).abs() < p.alpha / 2
+        return torch.where(inside, (u - p.vth) / p.alpha + 0.5, step)
+    b = p.alpha
+    x = u / p.vth
+    inside = (x >= 0) & (x <= 1)
+    ramp = (torch.tanh(b * (x - 0.5)) + math.tanh(b / 2)) / (2 * math.tanh(b / 2))
+    return torch.where(inside, ramp, step)
+
+
+def lif_scan_naive(x: torch.Tensor, p: LIFParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: [T, ...] float -> (spikes [T, ...] in x.dtype, u_mean 0-d fp32; fp64 for fp64 x).
+
+    Hard reset: u(t) = decay * u(t-1) * (1 - o(t-1)) + x(t).
+    Soft reset: u(t) = decay * (u(t-1) - vth * o(t-1)) + x(t).
+    o(t) = 1[u(t) >= vth], u(0) = o(0) = 0; u_mean averages the pre-reset u over all elements.
+    """
+    xf = x.to(torch.promote_types(x.dtype, torch.float32))
+    u_prev = torch.zeros_like(xf[0])
+    o_prev = torch.zeros_like(xf[0])
+    spikes, membranes = [], []
+    for t in range(xf.shape[0]):
+        o_reset = o_prev.detach() if p.detach_reset else o_prev
+        if p.reset == "hard":
+            u = p.decay * u_prev * (1 - o_reset) + xf[t]
+        else:
+            u = p.decay * (u_prev - p.vth * o_reset) + xf[t]
+        phi = asymptotic(u, p)
+        o = (u >= p.vth).to(u.dtype) + (phi - phi.detach())
+        spikes.append(o)
+        membranes.append(u)
+        u_prev, o_prev = u, o
+    return torch.stack(spikes).to(x.dtype), torch.stack(membranes).mean()
