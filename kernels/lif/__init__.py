@@ -42,7 +42,7 @@ def _triton_backend(x: torch.Tensor):
 
 def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: str = "tanh",
              alpha: float = 1.0, reset: str = "hard", detach_reset: bool = False,
-             backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+             backend: str = "auto", compact_state: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Multi-timestep LIF neuron (paper eq. 5-6) with the membrane mean of IM-Loss (eq. 11).
 
     x: [T, ...] float32/float16/bfloat16 (float64 on 'torch' and 'naive'), any layout.
@@ -57,18 +57,25 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
     detach_reset: stop the gradient through o(t-1) in the reset term.
     backend: 'naive' (autograd loop, the reference), 'torch' (fused CPU path), 'triton'
     (CUDA, or CPU under TRITON_INTERPRET=1), 'auto' (triton on CUDA, torch elsewhere).
+    compact_state (fused backends): save the membrane in bf16 plus spike bits (2.125 bytes per
+    element instead of 4) for the backward; spikes stay exact, gradients see a bf16 membrane.
     """
     p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=alpha, reset=reset, detach_reset=detach_reset)
     _check_input(x)
+    if not isinstance(compact_state, bool):
+        raise TypeError(f"compact_state must be a bool, got {compact_state!r}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
         backend = "triton" if x.device.type == "cuda" and x.dtype != torch.float64 else "torch"
+    state = "compact" if compact_state else "exact"
     if backend == "naive":
+        if compact_state:
+            raise ValueError("compact_state=True needs a fused backend ('torch' or 'triton'); 'naive' is the exact reference")
         return lif_scan_naive(x, p)
     if backend == "torch":
-        return scan(fused_torch, x, p)
-    return scan(_triton_backend(x), x, p)
+        return scan(fused_torch, x, p, state)
+    return scan(_triton_backend(x), x, p, state)
 
 
 __all__ = ["lif_scan", "LIFParams", "BACKENDS", "SURROGATES", "RESETS"]

@@ -6,11 +6,13 @@ and so are vth, decay and alpha: a new T, batch size, feature-map size or ESG's 
 recompiles. Offsets are int64. Floating-point contraction is disabled so that `decay * u + x`
 rounds exactly like the PyTorch reference (a contracted FMA can flip a spike at a threshold tie).
 
-Bytes per element (E = T * N), fp32 storage:
+Bytes per element (E = T * N), fp32 storage, exact state:
   forward  reads x (4), writes spikes (4) and the saved pre-reset membrane u in fp32 (4);
   backward reads grad-spikes (4) and u (4), writes grad-x (4); spikes are recomputed as u >= vth.
   With half-precision storage x, spikes, grad-spikes and grad-x are 2 bytes each; u stays fp32,
   since rounding it would change the recomputed spikes. Inference writes no u.
+Compact state saves u rounded to bf16 (2) plus the emitted spikes as packed bits (1/8): the
+spikes in the backward stay exact, the surrogate and reset-path gradients see a bf16 membrane.
 The membrane mean: each program writes one fp32 partial sum, summed by torch in a fixed order
 (deterministic); its gradient enters the backward as a scalar read from device memory.
 """
@@ -50,6 +52,29 @@ def _row_start(t, N):
 
 
 @triton.jit
+def _round_to_bf16(u):
+    """fp32 -> bf16 with round-to-nearest-even done in integers, identical on GPU and in the
+    interpreter (whose own fp32 -> bf16 store truncates)."""
+    bits = u.to(tl.uint32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return bits.to(tl.uint16).to(tl.bfloat16, bitcast=True)
+
+
+@triton.jit
+def _pack_bits(o, BLOCK: tl.constexpr):
+    """[BLOCK] 0/1 fp32 -> [BLOCK // 8] uint8, bit j of byte k = neuron 8k + j."""
+    o = tl.reshape(o.to(tl.int32), (BLOCK // 8, 8))
+    return tl.sum(o << tl.arange(0, 8)[None, :], axis=1).to(tl.uint8)
+
+
+@triton.jit
+def _unpack_bits(packed, BLOCK: tl.constexpr):
+    """[BLOCK // 8] uint8 -> [BLOCK] 0/1 fp32."""
+    o = (packed.to(tl.int32)[:, None] >> tl.arange(0, 8)[None, :]) & 1
+    return tl.reshape(o, (BLOCK,)).to(tl.float32)
+
+
+@triton.jit
 def _surrogate_grad(u, vth, alpha, dspike_scale, SURROGATE: tl.constexpr):
     """d phi / du (see naive.asymptotic); 1 - tanh(y)^2 = 4 sigmoid(2y) sigmoid(-2y)."""
     if SURROGATE == 0:
@@ -65,14 +90,19 @@ def _surrogate_grad(u, vth, alpha, dspike_scale, SURROGATE: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["T", "N"])
-def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, partial_ptr, T, N, vth, decay,
-                    HARD: tl.constexpr, SAVE_U: tl.constexpr, BLOCK: tl.constexpr):
+def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, decay,
+                    HARD: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
+    """SAVE: 0 nothing, 1 u in fp32 into u_ptr, 2 u in bf16 into u_ptr plus spike bits into
+    bits_ptr ([T, NB] uint8, NB = ceil(N / 8))."""
     pid = tl.program_id(0)
     offs = _block_offsets(pid, BLOCK)
     mask = offs < N
     p_x = x_ptr + offs
     p_s = s_ptr + offs
     p_u = u_ptr + offs
+    offs_b = _block_offsets(pid, BLOCK // 8)
+    mask_b = offs_b < NB
+    p_bits = bits_ptr + offs_b
     b_u = tl.zeros([BLOCK], dtype=tl.float32)
     b_o = tl.zeros([BLOCK], dtype=tl.float32)
     b_sum = tl.zeros([BLOCK], dtype=tl.float32)
@@ -84,8 +114,12 @@ def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, partial_ptr, T, N, vth, decay,
             b_u = decay * (b_u - vth * b_o) + b_x
         b_o = (b_u >= vth).to(tl.float32)
         tl.store(p_s, b_o.to(p_s.dtype.element_ty), mask=mask)
-        if SAVE_U:
+        if SAVE == 1:
             tl.store(p_u, b_u, mask=mask)
+        if SAVE == 2:
+            tl.store(p_u, _round_to_bf16(b_u), mask=mask)
+            tl.store(p_bits, _pack_bits(tl.where(mask, b_o, 0.0), BLOCK), mask=mask_b)
+            p_bits += NB
         b_sum += tl.where(mask, b_u, 0.0)
         p_x += N
         p_s += N
@@ -94,21 +128,31 @@ def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, partial_ptr, T, N, vth, decay,
 
 
 @triton.jit(do_not_specialize=["T", "N"])
-def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, dx_ptr, T, N, vth, decay, alpha, dspike_scale, inv_count,
-                    HARD: tl.constexpr, DETACH: tl.constexpr, SURROGATE: tl.constexpr,
-                    HAS_GS: tl.constexpr, HAS_GM: tl.constexpr, BLOCK: tl.constexpr):
+def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, decay, alpha, dspike_scale,
+                    inv_count, HARD: tl.constexpr, DETACH: tl.constexpr, SURROGATE: tl.constexpr,
+                    HAS_GS: tl.constexpr, HAS_GM: tl.constexpr, COMPACT: tl.constexpr, BLOCK: tl.constexpr):
+    """Reverse-time pass; see fused_torch.bwd for the recurrence. COMPACT: u is bf16 and the
+    spikes come from bits_ptr instead of being recomputed as u >= vth."""
     pid = tl.program_id(0)
     offs = _row_start(T - 1, N) + _block_offsets(pid, BLOCK)
     mask = _block_offsets(pid, BLOCK) < N
     p_gs = gs_ptr + offs
     p_u = u_ptr + offs
     p_dx = dx_ptr + offs
+    offs_b = _block_offsets(pid, BLOCK // 8)
+    mask_b = offs_b < NB
+    p_bits = bits_ptr + _row_start(T - 1, NB) + offs_b
     c = 0.0
     if HAS_GM:
         c = tl.load(gm_ptr).to(tl.float32) * inv_count
     b_gnext = tl.zeros([BLOCK], dtype=tl.float32)
     for _ in range(T):
-        b_u = tl.load(p_u, mask=mask, other=0.0)
+        b_u = tl.load(p_u, mask=mask, other=0.0).to(tl.float32)
+        if COMPACT:
+            b_o = _unpack_bits(tl.load(p_bits, mask=mask_b, other=0), BLOCK)
+            p_bits -= NB
+        else:
+            b_o = (b_u >= vth).to(tl.float32)
         b_sg = _surrogate_grad(b_u, vth, alpha, dspike_scale, SURROGATE)
         b_go = tl.zeros([BLOCK], dtype=tl.float32)
         if HAS_GS:
@@ -119,8 +163,7 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, dx_ptr, T, N, vth, decay, alpha, dspi
             else:
                 b_go += b_gnext * (-decay * vth)
         if HARD:
-            b_keep = 1.0 - (b_u >= vth).to(tl.float32)
-            b_du = b_go * b_sg + c + b_gnext * decay * b_keep
+            b_du = b_go * b_sg + c + b_gnext * decay * (1.0 - b_o)
         else:
             b_du = b_go * b_sg + c + b_gnext * decay
         tl.store(p_dx, b_du.to(p_dx.dtype.element_ty), mask=mask)
@@ -136,26 +179,38 @@ def _launch_options() -> dict:
     return {"num_warps": 4, "enable_fp_fusion": False}
 
 
-def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: bool):
-    """x, out: [T, N]. Writes spikes into out; returns (u [T, N] fp32 or None, u_mean 0-d fp32)."""
+def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
+    """x, out: [T, N]. Writes spikes into out; returns (saved, u_mean 0-d fp32).
+
+    save: None (inference), "exact" -> saved = (u fp32 [T, N],),
+    "compact" -> saved = (u bf16 [T, N], spike bits uint8 [T, ceil(N / 8)]).
+    """
     T, N = x.shape
     BLOCK = block_size()
+    NB = triton.cdiv(N, 8)
     n_prog = triton.cdiv(N, BLOCK)
-    u = torch.empty((T, N), dtype=torch.float32, device=x.device) if save else None
+    u_dtype = torch.bfloat16 if save == "compact" else torch.float32
+    u = torch.empty((T, N), dtype=u_dtype, device=x.device) if save else out
+    bits = torch.empty((T, NB), dtype=torch.uint8, device=x.device) if save == "compact" else out
     partials = torch.empty(n_prog, dtype=torch.float32, device=x.device)
     _lif_fwd_kernel[(n_prog,)](
-        x, out, u if save else out, partials, T, N, p.vth, p.decay,
-        HARD=p.reset == "hard", SAVE_U=save, BLOCK=BLOCK, **_launch_options())
-    return u, partials.sum() / (T * N)
+        x, out, u, bits, partials, T, N, NB, p.vth, p.decay,
+        HARD=p.reset == "hard", SAVE={None: 0, "exact": 1, "compact": 2}[save], BLOCK=BLOCK,
+        **_launch_options())
+    saved = {None: None, "exact": (u,), "compact": (u, bits)}[save]
+    return saved, partials.sum() / (T * N)
 
 
-def bwd(gs, gm, u: torch.Tensor, p: LIFParams, dx: torch.Tensor) -> None:
-    """gs: [T, N] or None; gm: 0-d or None; u: [T, N] fp32; writes dx [T, N]."""
+def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
+    """gs: [T, N] or None; gm: 0-d or None; saved: what fwd returned; writes dx [T, N]."""
+    u = saved[0]
+    bits = saved[1] if len(saved) == 2 else u
     T, N = u.shape
     BLOCK = block_size()
     dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
     _lif_bwd_kernel[(triton.cdiv(N, BLOCK),)](
-        u if gs is None else gs, u if gm is None else gm, u, dx, T, N,
+        u if gs is None else gs, u if gm is None else gm, u, bits, dx, T, N, triton.cdiv(N, 8),
         p.vth, p.decay, p.alpha, dspike_scale, 1.0 / (T * N),
         HARD=p.reset == "hard", DETACH=p.detach_reset, SURROGATE=SURROGATE_CODES[p.surrogate],
-        HAS_GS=gs is not None, HAS_GM=gm is not None, BLOCK=BLOCK, **_launch_options())
+        HAS_GS=gs is not None, HAS_GM=gm is not None, COMPACT=len(saved) == 2, BLOCK=BLOCK,
+        **_launch_options())

@@ -1,0 +1,50 @@
+"""Running one backend of `lif_scan` with a fixed upstream gradient, and comparing to `naive`."""
+
+from __future__ import annotations
+
+import torch
+
+from kernels import lif_scan
+
+# Relative gradient error allowed for fp32 (the issue's bar) and one storage ulp for half dtypes
+# (the Triton interpreter truncates fp32 -> bf16 stores where torch rounds to nearest).
+GRAD_RTOL = {torch.float32: 1e-5, torch.float64: 1e-10, torch.float16: 2.0 ** -10, torch.bfloat16: 2.0 ** -7}
+
+
+def run(x: torch.Tensor, backend: str, grad_spikes, grad_mean, **params):
+    """-> (spikes, u_mean, dx) for loss = sum(spikes * grad_spikes) + grad_mean * u_mean.
+
+    grad_spikes / grad_mean may be None: that output then takes no part in the loss.
+    """
+    x = x.detach().clone().requires_grad_()
+    spikes, u_mean = lif_scan(x, backend=backend, **params)
+    loss = 0
+    if grad_spikes is not None:
+        loss = loss + (spikes * grad_spikes).sum()
+    if grad_mean is not None:
+        loss = loss + grad_mean * u_mean
+    loss.backward()
+    return spikes.detach(), u_mean.detach(), x.grad
+
+
+def assert_matches_naive(x, backend, grad_spikes, grad_mean, **params):
+    """Spikes bit for bit (same fp32 operations in the same order on one device, threshold ties
+    included), u_mean to fp32 summation error, dx to GRAD_RTOL relative to its largest entry."""
+    s, m, dx = run(x, backend, grad_spikes, grad_mean, **params)
+    rs, rm, rdx = run(x, "naive", grad_spikes, grad_mean, **params)
+    assert s.dtype == x.dtype and s.shape == x.shape
+    if not torch.equal(s, rs):
+        bad = (s != rs).nonzero()[:5].tolist()
+        raise AssertionError(f"{backend}: spikes differ from naive at {bad} ({(s != rs).sum().item()} elements)")
+    assert m.dtype == rm.dtype and m.dim() == 0
+    scale = x.float().abs().mean().item() + 1e-6
+    torch.testing.assert_close(m, rm, rtol=1e-5, atol=1e-6 * scale, msg=lambda e: f"{backend}: u_mean: {e}")
+    assert dx.dtype == x.dtype and dx.shape == x.shape
+    rtol = GRAD_RTOL[x.dtype]
+    ref = rdx.double()
+    err = (dx.double() - ref).abs()
+    allowed = rtol * (ref.abs() + ref.abs().max()) + 1e-30
+    if not bool((err <= allowed).all()):
+        i = int((err - allowed).argmax())
+        raise AssertionError(f"{backend}: dx differs from naive: worst element {i}: {dx.flatten()[i].item()} vs "
+                             f"{ref.flatten()[i].item()} (max |ref| {ref.abs().max().item():.3g}, rtol {rtol})")
