@@ -1,9 +1,12 @@
 """Fused CPU path: the LIF scan and its reverse-time backward as in-place torch ops.
 
-Neurons are processed in chunks small enough for the membrane state and the temporaries of
-one time step to stay in cache, and every op writes into preallocated buffers. State is fp32
-(fp64 for fp64 input). Arithmetic follows `naive.py` op for op, so spikes and u agree bit for
-bit with the reference on the same device.
+Neurons are processed in chunks small enough for one time step's buffers to stay in cache, and
+every op writes into a preallocated buffer, so a step costs a handful of passes over a chunk.
+State is fp32 (fp64 for fp64 input). Spikes and u agree bit for bit with `naive.py`: every
+rounding step is the same (a multiplication by 1 - o(t-1), a 0/1 value, is exact, so fusing it
+into one addcmul changes nothing), and 1 - o(t) is computed as 1[u(t) < vth], which only differs
+for a NaN membrane, where both products are NaN anyway. Float 0/1 masks are used throughout
+because bool masks take CPU paths several times slower.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch
 from .params import LIFParams
 
 CHUNK = 1 << 18  # neurons per chunk (a multiple of 8 for the bit packing); measured best on 2 cores
+_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -36,9 +40,6 @@ def unpack_bits(packed: torch.Tensor, n: int) -> torch.Tensor:
     return ((packed[:, None] >> _BIT_SHIFTS.to(packed.device)) & 1).view(-1)[:n].bool()
 
 
-_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
-
-
 def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     """x, out: [T, N]. Writes spikes into out; returns (saved, u_mean 0-d).
 
@@ -47,56 +48,59 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     """
     T, N = x.shape
     dtype = _compute_dtype(x.dtype)
-    u_all = torch.empty((T, N), dtype=dtype, device=x.device) if save == "exact" else None
+    device = x.device
+    u_all = torch.empty((T, N), dtype=dtype, device=device) if save == "exact" else None
     if save == "compact":
-        u_half = torch.empty((T, N), dtype=torch.bfloat16, device=x.device)
-        bits = torch.empty((T, _cdiv(N, 8)), dtype=torch.uint8, device=x.device)
-    sums = torch.empty(T, _cdiv(N, CHUNK), dtype=dtype, device=x.device)
+        u_half = torch.empty((T, N), dtype=torch.bfloat16, device=device)
+        bits = torch.empty((T, _cdiv(N, 8)), dtype=torch.uint8, device=device)
+    sums = torch.empty(T, _cdiv(N, CHUNK), dtype=dtype, device=device)
     n0 = min(N, CHUNK)
-    zeros = torch.zeros(n0, dtype=dtype, device=x.device)
-    o = torch.empty(n0, dtype=torch.bool, device=x.device)
-    reset = torch.empty(n0, dtype=dtype, device=x.device)  # 1 - o(t-1) (hard) or vth * o(t-1) (soft)
-    scratch = None if u_all is not None else torch.empty(2, n0, dtype=dtype, device=x.device)
+    scratch = torch.empty(2, n0, dtype=dtype, device=device) if u_all is None else None
+    keep = torch.empty(n0, dtype=dtype, device=device)  # 1 - o(t-1), hard reset
     for c, a in enumerate(range(0, N, CHUNK)):
         b = min(a + CHUNK, N)
         n = b - a
-        u_prev = zeros[:n]
+        u_prev = None
         for t in range(T):
             u = scratch[t % 2, :n] if u_all is None else u_all[t, a:b]
-            if t == 0:
-                u.copy_(x[0, a:b])  # u(0) = x(0): the decay term of a zero state is exactly 0
+            if u_prev is None:
+                u.copy_(x[t, a:b])  # u(0) = x(0): the decay term of the zero state is exactly 0
             elif p.reset == "hard":
-                torch.mul(u_prev, p.decay, out=u).mul_(reset[:n]).add_(x[t, a:b])
+                torch.addcmul(x[t, a:b], u_prev, keep[:n], value=p.decay, out=u)  # x + (decay u) (1 - o)
             else:
-                torch.sub(u_prev, reset[:n], out=u).mul_(p.decay).add_(x[t, a:b])
-            torch.ge(u, p.vth, out=o[:n])
-            out[t, a:b].copy_(o[:n])
+                torch.sub(u_prev, out[t - 1, a:b], alpha=p.vth, out=u).mul_(p.decay).add_(x[t, a:b])
+            torch.ge(u, p.vth, out=out[t, a:b])
+            if p.reset == "hard":
+                torch.lt(u, p.vth, out=keep[:n])
+            torch.sum(u, dim=0, out=sums[t, c])
             if save == "compact":
                 u_half[t, a:b].copy_(u)
-                bits[t, a // 8:_cdiv(b, 8)].copy_(pack_bits(o[:n]))
-            if p.reset == "hard":
-                reset[:n].copy_(o[:n]).neg_().add_(1)
-            else:
-                reset[:n].copy_(o[:n]).mul_(p.vth)
-            torch.sum(u, dim=0, out=sums[t, c])
+                bits[t, a // 8:_cdiv(b, 8)].copy_(pack_bits(out[t, a:b].bool()))
             u_prev = u
     u_mean = sums.sum() / (T * N)
-    saved = {None: None, "exact": (u_all,), "compact": (u_half, bits) if save == "compact" else None}[save]
-    return saved, u_mean
+    saved = {None: None, "exact": lambda: (u_all,), "compact": lambda: (u_half, bits)}[save]
+    return (saved() if saved else None), u_mean
 
 
-def _surrogate_grad(u: torch.Tensor, p: LIFParams, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """out <- d phi / du at u (see naive.asymptotic); mask is a bool scratch buffer."""
+def _surrogate_grad_times(G: torch.Tensor, u: torch.Tensor, p: LIFParams, out: torch.Tensor,
+                          tmp: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """out <- G * d phi/du (u) (see naive.asymptotic); tmp and window are scratch buffers."""
     if p.surrogate == "tanh":
-        torch.sub(u, p.vth, out=out).mul_(p.alpha).tanh_()
-        return out.square_().neg_().add_(1).mul_(0.5 * p.alpha)
+        torch.sub(u, p.vth, out=tmp).mul_(p.alpha).tanh_()
+        return torch.ops.aten.tanh_backward(G, tmp, grad_input=out).mul_(0.5 * p.alpha)
     if p.surrogate == "rect":
-        torch.lt(torch.sub(u, p.vth, out=out).abs_(), p.alpha / 2, out=mask)
-        return out.copy_(mask).mul_(1 / p.alpha)
-    torch.div(u, p.vth, out=out)
-    torch.logical_and(out >= 0, out <= 1, out=mask)
-    out.sub_(0.5).mul_(p.alpha).tanh_().square_().neg_().add_(1).mul_(p.dspike_scale)
-    return out.mul_(mask)
+        torch.lt(torch.sub(u, p.vth, out=tmp).abs_(), p.alpha / 2, out=window)
+        return torch.mul(G, window, out=out).mul_(1 / p.alpha)
+    torch.div(u, p.vth, out=tmp)
+    torch.ge(tmp, 0, out=window).mul_(tmp <= 1)
+    tmp.sub_(0.5).mul_(p.alpha).tanh_()
+    return torch.ops.aten.tanh_backward(G, tmp, grad_input=out).mul_(window).mul_(p.dspike_scale)
+
+
+def surrogate_grad(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
+    """d phi / du at u, the surrogate derivative of the spike (same formulas as the backward)."""
+    return _surrogate_grad_times(torch.ones_like(u), u, p, torch.empty_like(u), torch.empty_like(u),
+                                 torch.empty_like(u))
 
 
 def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
@@ -111,45 +115,41 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
     bits = saved[1] if len(saved) == 2 else None
     T, N = u_all.shape
     dtype = _compute_dtype(dx.dtype)
+    device = u_all.device
     c = None if gm is None else gm.to(dtype) / (T * N)
+    zero = torch.zeros((), dtype=dtype, device=device)
     n0 = min(N, CHUNK)
-    buffers = torch.empty(4, n0, dtype=dtype, device=u_all.device)
-    spare_u = torch.empty(n0, dtype=dtype, device=u_all.device) if bits is not None else None
-    mask = torch.empty(n0, dtype=torch.bool, device=u_all.device)
-    spiked = torch.empty(n0, dtype=torch.bool, device=u_all.device)
+    buffers = torch.empty(7, n0, dtype=dtype, device=device)
     direct = dx.dtype == dtype  # fp32 dx: accumulate straight into it, else in a ping-pong buffer
     for a in range(0, N, CHUNK):
         b = min(a + CHUNK, N)
         n = b - a
-        G, spare, sg, keep = buffers[:, :n]
+        G, keep, tmp, window, u_buf, g_buf, spare = buffers[:, :n]
         g_next = None
         for t in range(T - 1, -1, -1):
             u = u_all[t, a:b]
             if bits is None:
-                o = torch.ge(u, p.vth, out=spiked[:n])
+                torch.lt(u, p.vth, out=keep)
             else:
-                o = unpack_bits(bits[t, a // 8:_cdiv(b, 8)], n)
-                u = spare_u[:n].copy_(u)
-            if gs is None:
-                G.zero_()
+                keep.copy_(unpack_bits(bits[t, a // 8:_cdiv(b, 8)], n)).neg_().add_(1)
+                u = u_buf.copy_(u)
+            gs_t = zero if gs is None else gs[t, a:b]
+            if g_next is None or p.detach_reset:
+                G.copy_(gs_t)
+            elif p.reset == "hard":
+                torch.addcmul(gs_t, g_next, u, value=-p.decay, out=G)
             else:
-                G.copy_(gs[t, a:b])
-            if g_next is not None and not p.detach_reset:
-                if p.reset == "hard":
-                    G.addcmul_(g_next, u, value=-p.decay)
-                else:
-                    G.add_(g_next, alpha=-p.decay * p.vth)
-            g = dx[t, a:b] if direct else G
-            torch.mul(G, _surrogate_grad(u, p, sg, mask[:n]), out=g)
-            if c is not None:
-                g.add_(c)
+                torch.add(gs_t, g_next, alpha=-p.decay * p.vth, out=G)
+            g = dx[t, a:b] if direct else g_buf
+            _surrogate_grad_times(G, u, p, g, tmp, window)
             if g_next is not None:
                 if p.reset == "hard":
-                    keep.copy_(o).neg_().add_(1)
                     g.addcmul_(g_next, keep, value=p.decay)
                 else:
                     g.add_(g_next, alpha=p.decay)
+            if c is not None:
+                g.add_(c)
             if not direct:
                 dx[t, a:b].copy_(g)
-                G, spare = spare, G
+                g_buf, spare = spare, g_buf
             g_next = g
