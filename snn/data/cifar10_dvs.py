@@ -1,0 +1,151 @@
+"""CIFAR10-DVS (Li et al. 2017) from its per-class AER-DAT 2.0 files, as cached event frames (NOTES sec. 6).
+
+Layout: <dir>/<class>/cifar10_<class>_<i>.aedat for the ten CIFAR-10 classes. The dataset has no
+official split: within each class the files are ordered by their index i, the first
+floor(9 n / 10) of its n files train and the rest test (files 0-899 train and 900-999 test for the
+full 1000 per class; fewer files scale the same way, so a class with n >= 1 files keeps >= 1 test file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .aedat import decode_dvs128, read_aedat
+from .checks import check_int
+from .errors import DatasetNotFound
+from .frames import FlipRoll, events_to_frames
+from .info import DatasetInfo, Parts
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CACHE_VERSION = 1  # bump when the frames for the same parameters change (decoding, slicing, resize)
+_INDEX = re.compile(r"_(\d+)\.aedat$")
+
+
+def find_cifar10_dvs(root: Path) -> Path:
+    """The dataset directory: root/cifar10-dvs when it holds the ten class folders, else root itself."""
+    for candidate in (root / "cifar10-dvs", root):
+        if all((candidate / c).is_dir() for c in CLASSES):
+            return candidate
+    raise DatasetNotFound(
+        f"cifar10-dvs: looked for the class folders {', '.join(CLASSES)} in {root / 'cifar10-dvs'} and in "
+        f"{root}; CIFAR10-DVS has no automatic download: get the ten per-class zips (airplane.zip ... "
+        f"truck.zip) of 'CIFAR10-DVS' (Li et al. 2017) from figshare and extract them into "
+        f"{root / 'cifar10-dvs'}, so that {root / 'cifar10-dvs' / 'airplane' / 'cifar10_airplane_0.aedat'} exists")
+
+
+def class_files(folder: Path) -> list[Path]:
+    """The .aedat files of one class folder, ordered by their trailing index _<i>.aedat."""
+    indexed = []
+    for path in folder.iterdir():
+        if path.suffix != ".aedat":
+            continue
+        match = _INDEX.search(path.name)
+        if match is None:
+            raise ValueError(f"{path}: expected a name ending in _<index>.aedat, as cifar10_<class>_<i>.aedat")
+        indexed.append((int(match.group(1)), path))
+    return [path for _, path in sorted(indexed)]
+
+
+def split_files(folder: Path) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
+    """(train, test) lists of (file, label): per class the first floor(9 n / 10) files by index train."""
+    train, test = [], []
+    empty = []
+    for label, name in enumerate(CLASSES):
+        files = class_files(folder / name)
+        if not files:
+            empty.append(name)
+        n_train = 9 * len(files) // 10
+        train += [(f, label) for f in files[:n_train]]
+        test += [(f, label) for f in files[n_train:]]
+    if empty:
+        raise DatasetNotFound(f"cifar10-dvs: no cifar10_<class>_<i>.aedat files in {folder} for the classes "
+                              f"{', '.join(empty)}; extract the dataset's per-class zips there")
+    return train, test
+
+
+def _save_atomic(tensor: torch.Tensor, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it owner-only; a shared cache should stay readable
+        with os.fdopen(fd, "wb") as f:
+            torch.save(tensor, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class EventFrames(Dataset):
+    """(frames [frames, 2, size, size] float32, label) per event file, computed once and cached.
+
+    The cache holds one .pt per file at cache_dir/<class>/<file stem>.pt, written atomically (a
+    temporary file, then os.replace), so concurrent loader workers or ranks never read a partial file.
+    """
+
+    def __init__(self, files: list[tuple[Path, int]], frames: int, size: int, cache_dir: Path):
+        self.files = files
+        self.frames = frames
+        self.size = size
+        self.cache_dir = cache_dir
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        path, label = self.files[i]
+        cached = self.cache_dir / CLASSES[label] / (path.stem + ".pt")
+        if cached.is_file():
+            return torch.load(cached, weights_only=True), label
+        addr, _ = read_aedat(path)
+        frames = events_to_frames(*decode_dvs128(addr), frames=self.frames, size=self.size)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        _save_atomic(frames, cached)
+        return frames, label
+
+
+def cache_key(frames: int, size: int) -> str:
+    """Cache folder name for one set of preprocessing parameters."""
+    return f"frames{frames}_count_{size}px_v{CACHE_VERSION}"
+
+
+def build_cifar10_dvs(name: str, root: Path, download: bool, *, frames: int, size: int = 48,
+                      max_roll: int = 5, cache_dir: Optional[str] = None) -> Parts:
+    """CIFAR10-DVS as frames [frames, 2, size, size] of per-polarity event counts.
+
+    Each file's events (in file order, which is time order) are cut into `frames` slices of equal
+    event count, counted per polarity on the 128 x 128 sensor and resized to size x size.
+    Train augmentation: FlipRoll(max_roll). cache_dir: where the frames are cached (default
+    <dataset dir>/frames_cache); a sub-folder named by cache_key(frames, size) keeps settings apart.
+    download: no automatic download exists; a missing copy raises DatasetNotFound either way.
+    """
+    check_int("frames", frames, 1)
+    check_int("size", size, 1)
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise TypeError(f"cache_dir must be a path (str or os.PathLike) or None, got {cache_dir!r}")
+    folder = find_cifar10_dvs(root)
+    train_files, test_files = split_files(folder)
+    cache = Path(cache_dir) if cache_dir is not None else folder / "frames_cache"
+    cache = cache / cache_key(frames, size)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cifar10-dvs: cannot create the frame cache {cache} ({e}); pass cache_dir= "
+                      f"a writable folder") from e
+    return Parts(
+        train=EventFrames(train_files, frames, size, cache),
+        test=EventFrames(test_files, frames, size, cache),
+        train_targets=np.array([label for _, label in train_files], dtype=np.int64),
+        test_targets=np.array([label for _, label in test_files], dtype=np.int64),
+        train_transform=FlipRoll(max_roll),
+        eval_transform=None,
+        info=DatasetInfo(name=name, num_classes=len(CLASSES), in_channels=2, size=(size, size),
+                         kind="events", frames=frames, classes=CLASSES),
+    )

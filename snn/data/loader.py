@@ -1,0 +1,35 @@
+"""DataLoader construction for the datasets of build_datasets."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .checks import check_bool, check_int
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int = 0,
+                sampler: Optional[Sampler] = None, generator: Optional[torch.Generator] = None,
+                pin_memory: bool = False, drop_last: bool = False) -> DataLoader:
+    """Batches (inputs [B, C, H, W] or [B, T, 2, H, W] float32, labels [B] int64).
+
+    train: reshuffle every epoch, unless a sampler is given (a DistributedSampler: it then owns the
+    order, and the trainer calls its set_epoch). generator: drives the shuffle and the seeds of the
+    worker processes (all augmentation draws from torch's RNG, which each worker seeds from it);
+    None uses torch's global RNG. workers > 0 keeps the worker processes across epochs.
+    pin_memory: page-locked batches for faster copies to a CUDA device.
+    """
+    check_int("batch_size", batch_size, 1)
+    check_bool("train", train)
+    check_int("workers", workers, 0)
+    check_bool("pin_memory", pin_memory)
+    check_bool("drop_last", drop_last)
+    if sampler is not None and not isinstance(sampler, Sampler):
+        raise TypeError(f"sampler must be a torch.utils.data.Sampler or None, got {type(sampler).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+                      num_workers=workers, persistent_workers=workers > 0, pin_memory=pin_memory,
+                      drop_last=drop_last, generator=generator)

@@ -1,0 +1,464 @@
+"""snn.data loaders on small files written here in the real formats (no download)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from snn.data import (DATASETS, DatasetCorrupt, DatasetNotFound, build_datasets, dataset_options, holdout_split,
+                      make_loader)
+from snn.data import cifar10_dvs
+from snn.data.aedat import decode_dvs128, read_aedat
+from snn.data.frames import FlipRoll, events_to_frames, slice_bounds
+
+DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+# ---------------------------------------------------------------- writers of the real formats
+
+def write_cifar(root: Path, hundred: bool, n: int = 6, seed: int = 0) -> dict:
+    """The torchvision folder layout of the official python pickles; returns what was written."""
+    rng = np.random.default_rng(seed)
+    num_classes = 100 if hundred else 10
+    folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
+    folder.mkdir(parents=True)
+    label_key = "fine_labels" if hundred else "labels"
+    batches = ["train"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
+    written = {}
+    for name in batches + ["test" if hundred else "test_batch"]:
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, num_classes, size=n).tolist()
+        entry = {"batch_label": name, "data": data, label_key: labels, "filenames": [f"{i}.png" for i in range(n)]}
+        if hundred:
+            entry["coarse_labels"] = [lab // 5 for lab in labels]
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f, protocol=2)
+        written[name] = (data, labels)
+    if hundred:
+        meta_name, meta = "meta", {"fine_label_names": [f"fine{i}" for i in range(100)],
+                                   "coarse_label_names": [f"coarse{i}" for i in range(20)]}
+    else:
+        meta_name, meta = "batches.meta", {"label_names": list(DVS_CLASSES), "num_cases_per_batch": n,
+                                           "num_vis": 3072}
+    with open(folder / meta_name, "wb") as f:
+        pickle.dump(meta, f, protocol=2)
+    return written
+
+
+def write_image_tree(folder: Path, classes: list[str], per_class: int = 3) -> None:
+    """ImageFolder layout: folder/<class>/<i>.JPEG (and a .png), small RGB images of odd sizes."""
+    rng = np.random.default_rng(1)
+    for c in classes:
+        (folder / c).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, size=(11 + i, 9 + 2 * i, 3), dtype=np.uint8)
+            ext, fmt = (".JPEG", "JPEG") if i % 2 == 0 else (".png", "PNG")
+            Image.fromarray(pixels).save(folder / c / f"{c}_{i}{ext}", fmt)
+
+
+def write_aedat(path: Path, x, y, p, t=None) -> None:
+    """AER-DAT 2.0 with the DVS128 address of SpikingJelly's CIFAR10-DVS reader, the inverse of
+    x = 127 - bits 8-14, y = 127 - bits 1-7, p = 1 - bit 0."""
+    x, y, p = (np.asarray(a, dtype=np.uint32) for a in (x, y, p))
+    t = np.arange(len(x), dtype=np.uint32) * 7 if t is None else np.asarray(t, dtype=np.uint32)
+    addr = ((127 - x) << 8) | ((127 - y) << 1) | (1 - p)
+    header = b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# Data format is int32 address, " \
+             b"int32 timestamp (8 bytes total)\r\n# Timestamps tick is 1 us\r\n"
+    path.write_bytes(header + np.stack([addr, t], axis=1).astype(">u4").tobytes())
+
+
+def half_up(v: float) -> int:
+    """The hold-out count rule floor(v + 1/2)."""
+    return math.floor(v + 0.5)
+
+
+def random_events(rng, n):
+    return rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n)
+
+
+def write_dvs_tree(folder: Path, files_per_class) -> None:
+    """One folder per class; file cifar10_<class>_<k>.aedat holds k + 3 random events."""
+    rng = np.random.default_rng(2)
+    for c, n_files in zip(DVS_CLASSES, files_per_class):
+        (folder / c).mkdir(parents=True)
+        for k in range(n_files):
+            write_aedat(folder / c / f"cifar10_{c}_{k}.aedat", *random_events(rng, k + 3))
+
+
+# ---------------------------------------------------------------- the hold-out split
+
+def test_holdout_split_is_stratified_disjoint_and_seeded():
+    targets = np.repeat(np.arange(3), [10, 21, 7])
+    kept, held = holdout_split(targets, 0.2, seed=3)
+    assert np.intersect1d(kept, held).size == 0
+    np.testing.assert_array_equal(np.union1d(kept, held), np.arange(targets.size))
+    assert np.bincount(targets[held], minlength=3).tolist() == [2, 4, 1]  # floor(0.2 n + 1/2) per class
+    again = holdout_split(targets, 0.2, seed=3)
+    np.testing.assert_array_equal(held, again[1])
+    assert not np.array_equal(held, holdout_split(targets, 0.2, seed=4)[1])
+    assert holdout_split(targets, 0.0, seed=0)[1].size == 0
+    halves = np.repeat(np.arange(2), [5, 25])  # 0.5 and 2.5 round half up, to 1 and 3
+    assert np.bincount(halves[holdout_split(halves, 0.1, seed=0)[1]]).tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("fraction, error", [(1.0, ValueError), (-0.1, ValueError), ("0.1", TypeError)])
+def test_holdout_split_rejects_bad_fraction(fraction, error):
+    with pytest.raises(error, match="fraction"):
+        holdout_split(np.zeros(4, dtype=np.int64), fraction, seed=0)
+
+
+# ---------------------------------------------------------------- CIFAR
+
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def normalized(row: np.ndarray, mean, std) -> torch.Tensor:
+    """A pickle row [3072] (1024 R, 1024 G, 1024 B, each row-major) as the expected input [3, 32, 32]."""
+    img = torch.from_numpy(row.reshape(3, 32, 32).astype(np.float32) / 255.0)
+    return (img - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+
+
+def test_cifar10_reads_the_official_pickle_layout(tmp_path):
+    written = write_cifar(tmp_path, hundred=False)
+    train, val, test, info = build_datasets("cifar10", root=tmp_path, val_fraction=0.2, seed=0, verify=False)
+    assert (info.num_classes, info.in_channels, info.size, info.kind, info.frames) == (10, 3, (32, 32), "static", None)
+    assert info.classes == DVS_CLASSES  # the names come from batches.meta
+    assert len(train) + len(val) == 30 and len(test) == 6
+    data, labels = written["test_batch"]
+    for i in range(6):
+        x, y = test[i]
+        assert y == labels[i]
+        torch.testing.assert_close(x, normalized(data[i], CIFAR10_MEAN, CIFAR10_STD), atol=1e-6, rtol=0)
+    all_train = np.concatenate([written[f"data_batch_{b}"][0] for b in range(1, 6)])
+    all_labels = sum((written[f"data_batch_{b}"][1] for b in range(1, 6)), [])
+    j = int(val.indices[0])
+    x, y = val[0]  # validation samples are held-out training images, without augmentation
+    assert y == all_labels[j]
+    torch.testing.assert_close(x, normalized(all_train[j], CIFAR10_MEAN, CIFAR10_STD), atol=1e-6, rtol=0)
+    x, y = train[0]
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and y == all_labels[int(train.indices[0])]
+
+
+def test_cifar10_training_samples_are_cropped_and_flipped(tmp_path):
+    written = write_cifar(tmp_path, hundred=False)
+    train, _, _, _ = build_datasets("cifar10", root=tmp_path, val_fraction=0.0, verify=False)
+    plain = normalized(written["data_batch_1"][0][0], CIFAR10_MEAN, CIFAR10_STD)
+    torch.manual_seed(0)
+    draws = [train[0][0] for _ in range(40)]
+    assert any(not torch.equal(d, plain) for d in draws)
+    # every draw is the image shifted by at most 4 pixels (zero padding, in raw pixel units) and maybe flipped
+    pad = torch.nn.functional.pad(torch.from_numpy(written["data_batch_1"][0][0].reshape(3, 32, 32)).float(), (4,) * 4)
+    for d in draws[:10]:
+        raw = (d * torch.tensor(CIFAR10_STD).view(3, 1, 1) + torch.tensor(CIFAR10_MEAN).view(3, 1, 1)) * 255
+        matches = [torch.allclose(raw, cand[:, i:i + 32, j:j + 32], atol=1e-3)
+                   for cand in (pad, pad.flip(-1)) for i in range(9) for j in range(9)]
+        assert any(matches)
+
+
+def test_cifar_verify_checks_the_official_md5(tmp_path, monkeypatch):
+    write_cifar(tmp_path, hundred=False)
+    with pytest.raises(DatasetCorrupt, match=r"data_batch_1 does not match the official md5.*verify=False"):
+        build_datasets("cifar10", root=tmp_path)
+    # with these files' sums declared official, verify=True reads them; then one changed byte fails
+    folder = tmp_path / "cifar-10-batches-py"
+    md5 = {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in folder.iterdir()}
+    cls = torchvision.datasets.CIFAR10
+    monkeypatch.setattr(cls, "train_list", [[f, md5[f]] for f, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[f, md5[f]] for f, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5["batches.meta"]})
+    assert len(build_datasets("cifar10", root=tmp_path)[2]) == 6
+    blob = bytearray((folder / "test_batch").read_bytes())
+    blob[-20] ^= 1
+    (folder / "test_batch").write_bytes(bytes(blob))
+    with pytest.raises(DatasetCorrupt, match="test_batch"):
+        build_datasets("cifar10", root=tmp_path)
+
+
+def test_cifar100_reads_fine_labels(tmp_path):
+    written = write_cifar(tmp_path, hundred=True, n=8)
+    train, val, test, info = build_datasets("cifar100", root=tmp_path, val_fraction=0.0, verify=False)
+    assert val is None and len(train) == 8 and len(test) == 8
+    assert info.num_classes == 100 and info.classes[:2] == ("fine0", "fine1")
+    data, labels = written["test"]
+    x, y = test[3]
+    assert y == labels[3]
+    torch.testing.assert_close(x, normalized(data[3], (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+                               atol=1e-6, rtol=0)
+
+
+def test_cifar_missing_files_say_where_and_how(tmp_path):
+    with pytest.raises(DatasetNotFound, match=r"cifar-10-batches-py.*data_batch_1.*download=True"):
+        build_datasets("cifar10", root=tmp_path)
+    write_cifar(tmp_path, hundred=True)
+    (tmp_path / "cifar-100-python" / "meta").unlink()
+    with pytest.raises(DatasetNotFound, match=r"found no meta"):
+        build_datasets("cifar100", root=tmp_path, verify=False)
+
+
+def test_cifar_rejects_a_malformed_pickle(tmp_path):
+    write_cifar(tmp_path, hundred=False)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
+    with pytest.raises(DatasetCorrupt, match="data_batch_3"):
+        build_datasets("cifar10", root=tmp_path, verify=False)
+
+
+# ---------------------------------------------------------------- ImageNet (ImageFolder)
+
+def test_imagenet_imagefolder_layout(tmp_path):
+    classes = ["n01440764", "n01443537", "n01484850"]
+    write_image_tree(tmp_path / "imagenet" / "train", classes, per_class=4)
+    write_image_tree(tmp_path / "imagenet" / "val", classes, per_class=2)
+    train, val, test, info = build_datasets("imagenet", root=tmp_path, val_fraction=0.25, seed=1)
+    assert info.classes == tuple(classes) and info.num_classes == 3 and info.size == (224, 224)
+    assert len(train) == 9 and len(val) == 3 and len(test) == 6
+    assert np.bincount(val.targets, minlength=3).tolist() == [1, 1, 1]
+    x, y = test[5]
+    assert x.shape == (3, 224, 224) and y == 2
+    torch.testing.assert_close(val[0][0], val[0][0])  # evaluation transform: deterministic
+    assert train[0][0].shape == (3, 224, 224)
+    # the dataset directory may also be the root itself, and the crop size is an option
+    _, _, test, info = build_datasets("imagenet", root=tmp_path / "imagenet", size=32)
+    assert test[0][0].shape == (3, 32, 32) and info.size == (32, 32)
+
+
+def test_imagenet_class_mismatch_and_missing(tmp_path):
+    with pytest.raises(DatasetNotFound, match=r"imagenet.*image-net\.org"):
+        build_datasets("imagenet", root=tmp_path)
+    write_image_tree(tmp_path / "train", ["a", "b"])
+    write_image_tree(tmp_path / "val", ["a", "c"])
+    with pytest.raises(DatasetCorrupt, match="differ"):
+        build_datasets("imagenet", root=tmp_path)
+
+
+# ---------------------------------------------------------------- CIFAR10-DVS: format and frames
+
+def test_read_aedat_returns_the_records_and_decodes_addresses(tmp_path):
+    path = tmp_path / "a.aedat"
+    write_aedat(path, [0, 5, 127], [0, 9, 127], [0, 1, 1], t=[10, 20, 4_000_000_000])
+    addr, t = read_aedat(path)
+    assert t.tolist() == [10, 20, 4_000_000_000]
+    assert addr.tolist() == [(127 << 8) | (127 << 1) | 1, (122 << 8) | (118 << 1), 0]
+    x, y, p = decode_dvs128(addr)
+    assert (x.tolist(), y.tolist(), p.tolist()) == ([0, 5, 127], [0, 9, 127], [0, 1, 1])
+    # the raw bits, independently of write_aedat: bits 8-14 -> x = 127 - field, bits 1-7 -> y, bit 0 -> 1 - p
+    x, y, p = decode_dvs128(np.array([(3 << 8) | (100 << 1) | 1], dtype=np.uint32))
+    assert (x[0], y[0], p[0]) == (124, 27, 0)
+
+
+def test_read_aedat_rejects_other_formats(tmp_path):
+    path = tmp_path / "v3.aedat"
+    path.write_bytes(b"#!AER-DAT3.1\r\n" + bytes(16))
+    with pytest.raises(ValueError, match="version 3.1"):
+        read_aedat(path)
+    path.write_bytes(bytes(16))
+    with pytest.raises(ValueError, match="no '#!AER-DAT' version line"):
+        read_aedat(path)
+    path.write_bytes(b"#!AER-DAT2.0\r\n" + bytes(12))
+    with pytest.raises(ValueError, match="multiple of the 8-byte"):
+        read_aedat(path)
+
+
+def test_slice_bounds_equal_event_count():
+    assert slice_bounds(23, 5).tolist() == [0, 4, 8, 12, 16, 23]  # the last slice takes the remainder
+    assert slice_bounds(3, 5).tolist() == [0, 0, 0, 0, 0, 3]
+    assert slice_bounds(0, 2).tolist() == [0, 0, 0]
+
+
+def test_frames_count_each_polarity_per_equal_count_slice():
+    rng = np.random.default_rng(5)
+    n, frames = 1003, 10
+    x, y, p = random_events(rng, n)
+    out = events_to_frames(x, y, p, frames=frames, size=128)
+    assert out.shape == (10, 2, 128, 128) and out.dtype == torch.float32
+    expected = np.zeros((frames, 2, 128, 128), dtype=np.float32)
+    for k in range(n):
+        expected[min(k // (n // frames), frames - 1), p[k], y[k], x[k]] += 1
+    np.testing.assert_array_equal(out.numpy(), expected)
+    sizes = out.sum(dim=(1, 2, 3))
+    assert sizes.tolist() == [100] * 9 + [103]
+    for c in (0, 1):
+        assert out[:, c].sum().item() == (p == c).sum()
+
+
+def test_resize_to_48_keeps_a_constant_frame():
+    xs, ys = np.meshgrid(np.arange(128), np.arange(128))
+    x, y = np.tile(xs.ravel(), 2), np.tile(ys.ravel(), 2)  # every pixel once per frame, polarity 0
+    out = events_to_frames(x, y, np.zeros_like(x), frames=2, size=48)
+    assert out.shape == (2, 2, 48, 48)
+    torch.testing.assert_close(out[:, 0], torch.ones(2, 48, 48))
+    assert out[:, 1].abs().max() == 0
+
+
+def test_flip_roll_is_a_flip_and_a_roll_of_at_most_max_roll():
+    frames = torch.arange(3 * 2 * 16 * 16, dtype=torch.float32).view(3, 2, 16, 16)
+    aug = FlipRoll(5)
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(300):
+        out = aug(frames)
+        hits = [(f, dy, dx) for f in (False, True) for dy in range(-5, 6) for dx in range(-5, 6)
+                if torch.equal(out, torch.roll(frames.flip(-1) if f else frames, (dy, dx), (-2, -1)))]
+        assert len(hits) == 1
+        seen.add(hits[0])
+    assert {f for f, _, _ in seen} == {False, True}
+    assert {dy for _, dy, _ in seen} == set(range(-5, 6)) and {dx for _, _, dx in seen} == set(range(-5, 6))
+    with pytest.raises(ValueError, match="max_roll"):
+        FlipRoll(-1)
+
+
+# ---------------------------------------------------------------- CIFAR10-DVS: the dataset
+
+FILES_PER_CLASS = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+
+
+@pytest.fixture
+def dvs_root(tmp_path):
+    write_dvs_tree(tmp_path / "cifar10-dvs", FILES_PER_CLASS)
+    return tmp_path
+
+
+def test_cifar10_dvs_split_shapes_and_counts(dvs_root, tmp_path):
+    train, val, test, info = build_datasets("cifar10-dvs", root=dvs_root, T=4, val_fraction=0.0, size=128,
+                                            cache_dir=tmp_path / "cache")
+    assert val is None
+    assert (info.kind, info.frames, info.in_channels, info.size, info.classes) == ("events", 4, 2, (128, 128),
+                                                                                   DVS_CLASSES)
+    n_train = [9 * n // 10 for n in FILES_PER_CLASS]
+    assert len(train) == sum(n_train) and len(test) == sum(FILES_PER_CLASS) - sum(n_train)
+    assert np.bincount(test.targets).tolist() == [n - t for n, t in zip(FILES_PER_CLASS, n_train)]
+    # file k holds k + 3 events: the test set is the highest indices of each class, in numeric order
+    # (class 1 has files 0-10: 9 and 10 test, although '10' sorts before '9' as text)
+    got = {}
+    for i in range(len(test)):
+        x, y = test[i]
+        assert x.shape == (4, 2, 128, 128)
+        got.setdefault(y, []).append(int(x.sum().item()) - 3)
+    assert got == {c: list(range(t, n)) for c, (n, t) in enumerate(zip(FILES_PER_CLASS, n_train))}
+    # per-polarity totals match the file
+    path = dvs_root / "cifar10-dvs" / "automobile" / "cifar10_automobile_10.aedat"
+    _, _, p = decode_dvs128(read_aedat(path)[0])
+    x, y = test[int(np.flatnonzero(test.targets == 1)[1])]
+    assert [x[:, c].sum().item() for c in (0, 1)] == [(p == 0).sum(), (p == 1).sum()]
+
+
+def test_cifar10_dvs_default_frames_size_and_augmentation(dvs_root):
+    train, val, test, info = build_datasets("cifar10-dvs", root=dvs_root / "cifar10-dvs", val_fraction=0.2, seed=0)
+    assert info.frames == 10 and info.size == (48, 48)
+    assert test[0][0].shape == (10, 2, 48, 48)
+    assert np.bincount(val.targets).tolist() == [half_up(0.2 * (9 * n // 10)) for n in FILES_PER_CLASS]
+    cached = val.base[int(val.indices[0])][0]
+    torch.testing.assert_close(val[0][0], cached)  # no augmentation outside training
+    torch.manual_seed(1)
+    j = int(train.indices[-1])
+    assert any(not torch.equal(train[len(train) - 1][0], train.base[j][0]) for _ in range(10))
+    assert (dvs_root / "cifar10-dvs" / "frames_cache" / "frames10_count_48px_v1").is_dir()
+
+
+def test_cifar10_dvs_reuses_the_cache(dvs_root, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache)
+    first = test[0][0]
+    stored = list(cache.rglob("*.pt"))
+    assert [f.relative_to(cache).as_posix() for f in stored] == ["frames3_count_48px_v1/airplane/cifar10_airplane_9.pt"]
+    assert not list(cache.rglob("*.tmp"))
+
+    def no_reading(path):
+        raise AssertionError(f"read {path} although its frames are cached")
+
+    monkeypatch.setattr(cifar10_dvs, "read_aedat", no_reading)
+    _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache)
+    assert torch.equal(test[0][0], first)
+    # other preprocessing parameters use another cache folder, so the file is read again
+    _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=2, cache_dir=cache)
+    with pytest.raises(AssertionError, match="although its frames are cached"):
+        test[0]
+
+
+def test_cifar10_dvs_missing_or_incomplete(tmp_path):
+    with pytest.raises(DatasetNotFound, match=r"cifar10-dvs.*airplane.*figshare"):
+        build_datasets("cifar10-dvs", root=tmp_path)
+    write_dvs_tree(tmp_path, [2] * 9 + [0])
+    with pytest.raises(DatasetNotFound, match=r"for the classes truck"):
+        build_datasets("cifar10-dvs", root=tmp_path)
+    with pytest.raises(TypeError, match="set the number of frames with T"):
+        build_datasets("cifar10-dvs", root=tmp_path, frames=10)
+
+
+# ---------------------------------------------------------------- digits and synthetic
+
+def test_digits_shapes_classes_and_fixed_split():
+    train, val, test, info = build_datasets("digits", val_fraction=0.1, seed=0)
+    assert (info.num_classes, info.in_channels, info.size, info.kind) == (10, 1, (32, 32), "static")
+    assert len(train) + len(val) + len(test) == 1797
+    per_class = np.bincount(np.concatenate([train.targets, val.targets, test.targets]))
+    assert np.bincount(test.targets).tolist() == [half_up(0.2 * n) for n in per_class]
+    x, y = train[0]
+    assert x.shape == (1, 32, 32) and x.dtype == torch.float32 and 0 <= y < 10
+    pixels = torch.stack([train[i][0] for i in range(len(train))])
+    assert abs(pixels.mean().item()) < 0.1 and abs(pixels.std().item() - 1) < 0.1
+    train2, val2, test2, _ = build_datasets("digits", val_fraction=0.1, seed=1, size=16)
+    assert test2[0][0].shape == (1, 16, 16)
+    np.testing.assert_array_equal(test.targets, test2.targets)  # the test split ignores the seed
+    assert not np.array_equal(val.indices, val2.indices)
+    _, val3, _, _ = build_datasets("digits", val_fraction=0.1, seed=0, size=8)
+    np.testing.assert_array_equal(val.indices, val3.indices)
+
+
+def nearest_mean_accuracy(train, test) -> float:
+    xs = torch.stack([train[i][0] for i in range(len(train))]).flatten(1)
+    ys = torch.tensor([train[i][1] for i in range(len(train))])
+    means = torch.stack([xs[ys == c].mean(0) for c in range(int(ys.max()) + 1)])
+    xt = torch.stack([test[i][0] for i in range(len(test))]).flatten(1)
+    yt = torch.tensor([test[i][1] for i in range(len(test))])
+    return (torch.cdist(xt, means).argmin(1) == yt).float().mean().item()
+
+
+def test_digits_and_synthetic_are_learnable():
+    train, _, test, _ = build_datasets("digits", size=8)
+    assert nearest_mean_accuracy(train, test) > 0.85
+    train, _, test, info = build_datasets("synthetic", num_classes=5, size=6, channels=2)
+    assert info.num_classes == 5 and test[0][0].shape == (2, 6, 6)
+    assert nearest_mean_accuracy(train, test) > 0.95
+    again = build_datasets("synthetic", num_classes=5, size=6, channels=2)[2]
+    assert torch.equal(again[7][0], test[7][0])
+
+
+# ---------------------------------------------------------------- entry point and loaders
+
+def test_build_datasets_rejects_bad_arguments(tmp_path):
+    assert set(DATASETS) == {"cifar10", "cifar100", "imagenet", "cifar10-dvs", "digits", "synthetic"}
+    with pytest.raises(ValueError, match="name must be one of"):
+        build_datasets("mnist")
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['sise'\]; it accepts \['size'\]"):
+        build_datasets("digits", sise=16)
+    with pytest.raises(ValueError, match="T must be >= 1"):
+        build_datasets("digits", T=0)
+    with pytest.raises(TypeError, match="root must be a path"):
+        build_datasets("cifar10", root=3)
+    with pytest.raises(ValueError, match="val_fraction"):
+        build_datasets("digits", val_fraction=1.0)
+    with pytest.raises(TypeError, match="size must be an int"):
+        build_datasets("digits", size=16.0)
+    assert dataset_options("cifar10-dvs") == ("size", "max_roll", "cache_dir")
+
+
+def test_make_loader_batches_and_orders():
+    train, _, test, _ = build_datasets("synthetic")
+    xb, yb = next(iter(make_loader(test, 5, train=False)))
+    assert xb.shape == (5, 3, 8, 8) and yb.dtype == torch.int64
+    assert yb.tolist() == test.targets[:5].tolist()
+    order = [make_loader(train, 200, train=True, generator=torch.Generator().manual_seed(s)) for s in (0, 0, 1)]
+    labels = [next(iter(loader))[1] for loader in order]
+    assert torch.equal(labels[0], labels[1]) and not torch.equal(labels[0], labels[2])
+    sampler = torch.utils.data.SequentialSampler(train)
+    assert next(iter(make_loader(train, 4, train=True, sampler=sampler)))[1].tolist() == train.targets[:4].tolist()
+    with pytest.raises(ValueError, match="batch_size"):
+        make_loader(train, 0, train=True)
