@@ -14,7 +14,7 @@ run: install
 
 # The whole test suite on CPU (Triton kernels run under the interpreter).
 test: install-test
-	TRITON_INTERPRET=1 $(PYTHON) -m pytest -q
+	TRITON_INTERPRET=1 $(PYTHON) -m pytest -q tests bench --benchmark-disable
 
 bench: install-test
 	$(PYTHON) -m pytest bench/ --benchmark-only

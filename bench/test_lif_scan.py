@@ -1,0 +1,87 @@
+"""Group 1: the LIF scan, forward / backward / forward+backward, every provider doing the IM job.
+
+Each benchmark first checks the provider against `naive` on its own input (a mismatch fails the
+benchmark instead of timing it), then times it with compile/autotune in the warm-up rounds.
+CPU runs a reduced set (T=4, N in {2^16, 2^20}); CUDA runs the LIF layer shapes of CIFARNet
+and ResNet-19 at batch 128 for T in {2, 4, 6, 10} and a sweep of neuron counts (`--bench-full`
+runs that set on CPU as well).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernels.lif.params import LIFParams
+
+from .lif_providers import PROVIDERS, check_against_naive, run_step
+from .record import record
+from .roofline import lif_min_bytes
+from .shapes import lif_cases
+
+PARAMS = LIFParams(vth=0.5, decay=0.25, surrogate="tanh", alpha=1.0)
+MODES = ("fwd", "bwd", "fwdbwd")
+
+
+def _inputs(T, N, dtype, device, seed=0):
+    g = torch.Generator(device=device).manual_seed(seed)
+    x = (0.6 * torch.randn(T, N, generator=g, device=device) + 0.3).to(dtype)
+    grad_spikes = (1e-3 * torch.randn(T, N, generator=g, device=device)).to(dtype)
+    return x, grad_spikes, torch.tensor(2.0, device=device)
+
+
+def _timed(provider, mode, x, gs, gm):
+    """(target, setup) for benchmark.pedantic; setup (untimed) builds what the target needs."""
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    if mode == "fwd":
+        def target():
+            out = provider.run(x.detach().requires_grad_(), PARAMS)  # a training forward: state saved
+            sync()
+            return out
+        return target, None
+    if mode == "fwdbwd":
+        def target():
+            out = run_step(provider, x, PARAMS, gs, gm)
+            sync()
+            return out
+        return target, None
+
+    def setup():
+        xr = x.detach().requires_grad_()
+        spikes, mean = provider.run(xr, PARAMS)
+        sync()
+        return (spikes, mean), {}
+
+    def target(spikes, mean):
+        torch.autograd.backward([spikes, mean], [gs, gm])
+        sync()
+    return target, setup
+
+
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        full = torch.cuda.is_available() or metafunc.config.getoption("--bench-full")
+        cases = lif_cases(full)
+        metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("provider_name", list(PROVIDERS))
+def test_lif_scan(benchmark, case, provider_name, mode, device, device_name, copy_bandwidth):
+    provider = PROVIDERS[provider_name]
+    reason = provider.unavailable(device, case.dtype)
+    if reason:
+        pytest.skip(reason)
+    if provider_name == "compile" and device == "cpu" and not case.compile_on_cpu:
+        pytest.skip("torch.compile builds C++ per shape on CPU (about 25 s cold on 2 cores): timed at one CPU shape")
+    x, gs, gm = _inputs(case.T, case.N, case.dtype, device)
+    check_against_naive(provider, x, PARAMS, gs)
+    target, setup = _timed(provider, mode, x, gs, gm)
+    rounds = 20 if device == "cuda" else 3
+    if setup is None:
+        benchmark.pedantic(target, rounds=rounds, warmup_rounds=2, iterations=1)
+    else:
+        benchmark.pedantic(target, setup=setup, rounds=rounds, warmup_rounds=2, iterations=1)
+    record(benchmark, kernel="lif_scan", provider=provider_name, mode=mode, T=case.T, N=case.N, dtype=case.dtype,
+           shape=case.id, device=device_name, copy_bandwidth=copy_bandwidth,
+           min_bytes=lif_min_bytes(case.T, case.N, case.dtype, mode, provider.state_bytes))

@@ -1,0 +1,56 @@
+"""bench/report.py on a small pytest-benchmark JSON file."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from bench import report
+
+
+def _bench(provider, mode, median, **extra):
+    info = {"kernel": "lif_scan", "provider": provider, "mode": mode, "T": 4, "N": 1024, "dtype": "float32",
+            "shape": "sweep-T4-N1024-fp32", "device": "test CPU", "min_bytes": 4 * 1024 * 24, **extra}
+    info["gbps"] = info["min_bytes"] / median / 1e9
+    stats = {"median": median, "q1": 0.9 * median, "q3": 1.1 * median, "rounds": 3}
+    return {"name": f"test_lif_scan[{provider}-{mode}]", "extra_info": info, "stats": stats}
+
+
+@pytest.fixture
+def results(tmp_path):
+    data = {
+        "machine_info": {"torch": "2.x", "triton": "3.x", "spikingjelly": "2.0.0", "python_version": "3.11"},
+        "commit_info": {"id": "abcdef1234567890"},
+        "datetime": "2026-11-28T00:00:00",
+        "benchmarks": [_bench("naive", "fwdbwd", 0.004), _bench("torch", "fwdbwd", 0.001),
+                       _bench("spikingjelly", "fwdbwd", 0.002),
+                       {"name": "mem", "stats": {"median": 1.0, "q1": 1.0, "q3": 1.0, "rounds": 1},
+                        "extra_info": {"kernel": "lif_saved_bytes", "provider": "torch", "shape": "sweep", "T": 4,
+                                       "N": 1024, "saved_bytes_per_elem": 4.0, "device": "test CPU"}}],
+    }
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_report_writes_csv_markdown_and_plot(results, tmp_path):
+    report.main([str(results), "--out", str(tmp_path / "out"), "--name", "cpu-test"])
+    csv = pd.read_csv(tmp_path / "out" / "cpu-test.csv")
+    assert {"kernel", "provider", "mode", "T", "N", "dtype", "median_s", "q25_s", "q75_s", "gbps", "device",
+            "torch", "triton", "git_sha"} <= set(csv.columns)
+    assert len(csv) == 4
+    md = (tmp_path / "out" / "cpu-test.md").read_text()
+    assert "speed-up over naive" in md and "speed-up over spikingjelly" in md
+    ratio = report.speedups(report.load(results), "naive")
+    assert ratio.loc[("sweep-T4-N1024-fp32", "fwdbwd"), "torch"] == pytest.approx(4.0)
+    assert ratio.loc[("sweep-T4-N1024-fp32", "fwdbwd"), "spikingjelly"] == pytest.approx(2.0)
+    assert (tmp_path / "out" / "cpu-test-lif_scan.png").stat().st_size > 1000
+
+
+def test_report_rejects_untimed_results(tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps({"benchmarks": [{"name": "x", "stats": {}, "extra_info": {}}]}))
+    with pytest.raises(ValueError, match="no benchmark carries"):
+        report.load(path)
