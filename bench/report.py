@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+STANDARD_COLUMNS = ("min_bytes", "gbps", "frac_copy_bw", "copy_gbps", "saved_bytes", "saved_bytes_per_elem")
 ID_COLUMNS = ["shape", "mode"]  # the shape id names the model or sweep, T, N and dtype
 
 
@@ -30,10 +31,7 @@ def load(path: Path) -> pd.DataFrame:
         rows.append({
             **{k: info.get(k) for k in ("kernel", "provider", "mode", "T", "N", "dtype", "shape")},
             "median_s": stats["median"], "q25_s": stats["q1"], "q75_s": stats["q3"], "rounds": stats["rounds"],
-            **{k: info.get(k) for k in ("min_bytes", "gbps", "frac_copy_bw", "copy_gbps", "saved_bytes",
-                                        "saved_bytes_per_elem", "cuda_held_bytes", "images_per_s", "peak_bytes",
-                                        "forwards", "train_steps", "model", "batch", "width")},
-            "device": info.get("device"),
+            **{k: v for k, v in info.items() if k not in ("kernel", "provider", "mode", "T", "N", "dtype", "shape")},
             "torch": machine.get("torch"), "triton": machine.get("triton"),
             "spikingjelly": machine.get("spikingjelly"), "cuda_driver": machine.get("cuda_driver"),
             "python": machine.get("python_version"), "git_sha": commit.get("id"),
@@ -41,7 +39,11 @@ def load(path: Path) -> pd.DataFrame:
         })
     if not rows:
         raise ValueError(f"{path}: no benchmark carries the fields of bench/record.py (was it run with --benchmark-disable?)")
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    for column in STANDARD_COLUMNS:
+        if column not in df:
+            df[column] = None
+    return df
 
 
 def speedups(df: pd.DataFrame, baseline: str) -> pd.DataFrame:

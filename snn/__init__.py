@@ -1,0 +1,20 @@
+"""Spiking neural networks with IM-Loss (NeurIPS 2022): LIF layers, IM-Loss, the ESG schedule,
+tdBN, Dspike's temperature selection, the paper's architectures and a spike-rate monitor.
+
+    import snn
+    model = snn.models.build("resnet19", num_classes=10)
+    esg = snn.ESG(model, epochs=N)
+    logits = model(images, T=4)
+    loss = F.cross_entropy(logits, labels) + 2.0 * snn.im_loss(model)   # eq. 12
+"""
+
+from . import dspike, models
+from .esg import ESG, esg_k
+from .im_loss import im_loss
+from .layers import TimeDistributed, as_sequence
+from .monitor import SpikeRateMonitor
+from .neuron import LIF, lif_layers
+from .tdbn import TDBatchNorm2d
+
+__all__ = ["LIF", "lif_layers", "im_loss", "ESG", "esg_k", "TDBatchNorm2d", "TimeDistributed", "as_sequence",
+           "SpikeRateMonitor", "dspike", "models"]

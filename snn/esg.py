@@ -1,0 +1,83 @@
+"""ESG: the Evolutionary Surrogate Gradient schedule of the tanh surrogate's K (paper eq. 13-15)."""
+
+from __future__ import annotations
+
+import numbers
+
+from torch import nn
+
+from .neuron import LIF, lif_layers
+
+
+def esg_k(epoch: int, epochs: int, k_min: float = 1.0, k_max: float = 10.0) -> float:
+    """Eq. 15: K(i) = ((10^(i/N) - 1) k_max + (10 - 10^(i/N)) k_min) / 9, i = epoch, N = epochs."""
+    r = 10.0 ** (epoch / epochs)
+    return ((r - 1.0) * k_max + (10.0 - r) * k_min) / 9.0
+
+
+def _positive_real(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return float(value)
+
+
+class ESG:
+    """Sets `alpha = K(i)` on every tanh-surrogate LIF of model, like an lr scheduler sets lr.
+
+    Construction applies K(0) = k_min; call `step()` once at the end of every epoch. The epoch
+    index is clamped to N - 1 (the last epoch of eq. 15), so extra steps keep K(N - 1).
+
+        esg = snn.ESG(model, epochs=N)
+        for epoch in range(N):
+            train_one_epoch(model)   # the LIFs use alpha = esg.k
+            esg.step()
+    """
+
+    def __init__(self, model: nn.Module, epochs: int, k_min: float = 1.0, k_max: float = 10.0):
+        if isinstance(epochs, bool) or not isinstance(epochs, int):
+            raise TypeError(f"epochs must be an int (N of eq. 15), got {epochs!r} of type {type(epochs).__name__}")
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        k_min, k_max = _positive_real("k_min", k_min), _positive_real("k_max", k_max)
+        if k_min > k_max:
+            raise ValueError(f"k_min must be <= k_max, got k_min={k_min}, k_max={k_max}")
+        self.layers: list[LIF] = [m for m in lif_layers(model) if m.surrogate == "tanh"]
+        if not self.layers:
+            raise ValueError(f"model has no snn.LIF with surrogate='tanh' for ESG to schedule "
+                             f"(got a {type(model).__name__})")
+        self.epochs, self.k_min, self.k_max = epochs, k_min, k_max
+        self.last_epoch = 0
+        self._apply()
+
+    @property
+    def k(self) -> float:
+        """K(i) of the current epoch i = min(last_epoch, epochs - 1)."""
+        return esg_k(min(self.last_epoch, self.epochs - 1), self.epochs, self.k_min, self.k_max)
+
+    def _apply(self) -> None:
+        k = self.k
+        for m in self.layers:
+            m.alpha = k
+
+    def step(self) -> None:
+        """Advance one epoch and set the new K on every scheduled LIF."""
+        self.last_epoch += 1
+        self._apply()
+
+    def state_dict(self) -> dict:
+        return {"epochs": self.epochs, "k_min": self.k_min, "k_max": self.k_max, "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the schedule and re-apply its K to the model's LIFs."""
+        missing = {"epochs", "k_min", "k_max", "last_epoch"} - set(state_dict)
+        if missing:
+            raise ValueError(f"state_dict is missing ESG keys {sorted(missing)}, got keys {sorted(state_dict)}")
+        self.epochs, self.k_min, self.k_max = state_dict["epochs"], state_dict["k_min"], state_dict["k_max"]
+        self.last_epoch = state_dict["last_epoch"]
+        self._apply()
+
+    def __repr__(self) -> str:
+        return (f"ESG(epochs={self.epochs}, k_min={self.k_min:g}, k_max={self.k_max:g}, "
+                f"last_epoch={self.last_epoch}, k={self.k:.4g}, layers={len(self.layers)})")

@@ -1,0 +1,22 @@
+"""`python -m snn.models [--norm tdbn] [--width 1.0]`: parameter counts of the paper's networks."""
+
+import argparse
+
+import pandas as pd
+
+from . import NORMS, parameter_counts
+
+
+def main(argv=None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--norm", default="tdbn", choices=NORMS)
+    parser.add_argument("--width", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    table = pd.DataFrame(parameter_counts(args.norm, args.width))
+    table["millions"] = (table["parameters"] / 1e6).round(3)
+    print(table.to_string(index=False))
+    return table
+
+
+if __name__ == "__main__":
+    main()

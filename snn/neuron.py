@@ -1,0 +1,73 @@
+"""`LIF`: the multi-step leaky integrate-and-fire layer (paper eq. 5-6) as an `nn.Module`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kernels import BACKENDS, LIFParams, lif_scan
+
+
+class LIF(nn.Module):
+    """LIF neurons over a `[T, B, ...]` tensor, one `kernels.lif_scan` call per forward.
+
+    vth, decay, surrogate, alpha, reset, detach_reset: see `kernels.lif_scan` (alpha is the
+    surrogate's runtime parameter: tanh K of ESG, rect width, dspike temperature b; schedulers
+    such as `snn.ESG` assign it between forwards). backend: 'auto', 'naive', 'torch', 'triton'.
+    compact_state: keep a bf16 membrane plus spike bits for the backward (fused backends).
+    im: whether `snn.im_loss` restricts this layer (False for LIFs inside residual branches).
+
+    After each forward:
+      u_mean       0-d fp32 tensor, mean pre-reset membrane of that call (differentiable)
+      spike_rate   float, fraction of spikes of that call (read lazily; no device sync at forward)
+    Both are None before the first forward.
+    """
+
+    def __init__(self, vth: float = 0.5, decay: float = 0.25, surrogate: str = "tanh", alpha: float = 1.0,
+                 reset: str = "hard", detach_reset: bool = False, im: bool = True, backend: str = "auto",
+                 compact_state: bool = False):
+        super().__init__()
+        p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=alpha, reset=reset,
+                      detach_reset=detach_reset)  # validates, with errors naming the argument
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        for name, flag in (("im", im), ("compact_state", compact_state)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        if compact_state and backend == "naive":
+            raise ValueError("compact_state=True needs a fused backend ('auto', 'torch' or 'triton'), "
+                             "got backend='naive'")
+        self.vth, self.decay, self.surrogate, self.alpha = p.vth, p.decay, p.surrogate, p.alpha
+        self.reset, self.detach_reset = p.reset, p.detach_reset
+        self.im, self.backend, self.compact_state = im, backend, compact_state
+        self.u_mean: torch.Tensor | None = None
+        self._rate: torch.Tensor | None = None
+
+    @property
+    def spike_rate(self) -> float | None:
+        """Fraction of 1s among the spikes of the last forward (None before the first)."""
+        return None if self._rate is None else self._rate.item()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [T, B, ...] input current -> spikes [T, B, ...] (0/1, x.dtype)."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"LIF input must be a torch.Tensor of shape [T, B, ...], got {type(x).__name__}")
+        if x.dim() < 2:
+            raise ValueError(f"LIF input must have shape [T, B, ...] (at least 2 dims), got shape {tuple(x.shape)}")
+        spikes, self.u_mean = lif_scan(x, vth=self.vth, decay=self.decay, surrogate=self.surrogate,
+                                       alpha=self.alpha, reset=self.reset, detach_reset=self.detach_reset,
+                                       backend=self.backend, compact_state=self.compact_state)
+        self._rate = spikes.detach().mean(dtype=torch.float32)
+        return spikes
+
+    def extra_repr(self) -> str:
+        return (f"vth={self.vth}, decay={self.decay}, surrogate={self.surrogate!r}, alpha={self.alpha:g}, "
+                f"reset={self.reset!r}, detach_reset={self.detach_reset}, im={self.im}, backend={self.backend!r}"
+                + (", compact_state=True" if self.compact_state else ""))
+
+
+def lif_layers(model: nn.Module) -> list[LIF]:
+    """Every `LIF` of model in registration order (a LIF model returns itself)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return [m for m in model.modules() if isinstance(m, LIF)]
