@@ -85,6 +85,45 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+
+
+def readme_summary(df: pd.DataFrame, name: str) -> str:
+    """The README's performance section: forward+backward speed-ups and saved bytes."""
+    lines = [f"Measured by `pytest bench/ --benchmark-only` on {df.device.iloc[0]} (torch {df.torch.iloc[0]}, "
+             f"git {str(df.git_sha.iloc[0])[:10]}); full tables in `bench/results/{name}.md`.\n"]
+    for baseline in ("naive", "spikingjelly"):
+        ratio = speedups(df, baseline)
+        if len(ratio):
+            ratio = ratio.xs("fwdbwd", level="mode")
+            lines += [f"Forward+backward with the IM term, speed-up over {baseline}:\n", ratio.to_markdown(), ""]
+    mem = df[df.kernel == "lif_saved_bytes"]
+    if len(mem):
+        table = mem.pivot_table(index="shape", columns="provider", values="saved_bytes_per_elem")
+        lines += ["Bytes saved for backward per neuron and timestep:\n", table.round(3).to_markdown(), ""]
+    steps = df[df.kernel == "training_step"]
+    if len(steps) and "images_per_s" in steps:
+        table = steps.pivot_table(index="shape", columns="provider", values="images_per_s")
+        lines += ["Training step (forward, backward, SGD), images/s:\n", table.round(1).to_markdown(), ""]
+    costs = df[df.kernel == "esg_vs_dspike"]
+    if len(costs):
+        cols = ["shape", "forwards", "selection_s", "train_step_s", "selection_in_train_steps",
+                "dspike_epoch_overhead", "esg_epoch_overhead"]
+        lines += ["Dspike temperature selection vs ESG (per epoch of the paper's dataset at this batch size):\n",
+                  costs[cols].to_markdown(index=False, floatfmt=".3g"), ""]
+    return "\n".join(lines)
+
+
+def update_readme(path: Path, summary: str) -> None:
+    """Replace the text between the README's bench-table markers by summary."""
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path} has no {README_START} ... {README_END} section to fill")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    path.write_text(f"{head}{README_START}\n{summary}\n{README_END}{tail}")
+
+
 def plot(df: pd.DataFrame, path: Path) -> bool:
     """GB/s against N for the T=4 fp32 forward+backward sweep; False if there is nothing to draw."""
     import matplotlib
@@ -117,12 +156,15 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("json", type=Path, help="a file written by pytest --benchmark-json")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--name", required=True, help="file stem, e.g. <device>-<date>")
+    parser.add_argument("--readme", type=Path, help="also write the summary into this README's bench-table section")
     args = parser.parse_args(argv)
     df = load(args.json)
     args.out.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out / f"{args.name}.csv", index=False)
     (args.out / f"{args.name}.md").write_text(markdown(df))
     plot(df, args.out / f"{args.name}-lif_scan.png")
+    if args.readme:
+        update_readme(args.readme, readme_summary(df, args.name))
     print(markdown(df))
     return df
 

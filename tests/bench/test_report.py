@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -54,3 +55,13 @@ def test_report_rejects_untimed_results(tmp_path):
     path.write_text(json.dumps({"benchmarks": [{"name": "x", "stats": {}, "extra_info": {}}]}))
     with pytest.raises(ValueError, match="no benchmark carries"):
         report.load(path)
+
+
+def test_report_fills_the_readme_section(results, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nold numbers\n{report.README_END}\noutro\n")
+    report.main([str(results), "--out", str(tmp_path / "out"), "--name", "cpu-test", "--readme", str(readme)])
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("intro") and text.endswith("outro\n")
+    assert "speed-up over naive" in text
+    assert re.search(r"sweep-T4-N1024-fp32 \|\s+2\s+\|\s+4\s+\|", text)  # spikingjelly 2x, torch 4x
