@@ -1,0 +1,19 @@
+"""The training engine: `python -m snn.train` on the command line, `run(Config(...))` from Python.
+
+    from snn.train import Config, run
+    results = run(Config.from_preset("paper-cifar10", data_root="~/data", out="runs/r19"))
+    print(results.report())          # last-epoch, best-validation and best-test accuracies
+    results.model, results.history   # the trained network, one metrics dict per epoch
+
+Modules: config (Config, surrogate modes), presets (the paper's recipes), engine (run, Results),
+loop (one epoch, evaluation, NonFiniteLoss), checkpoint (atomic save, safe load, RNG states),
+metrics (per-epoch CSV / JSON lines), distributed (torchrun DDP), cli (`python -m snn.train`).
+"""
+
+from .cli import main
+from .config import Config, ConfigError, parse_surrogate
+from .engine import Results, run
+from .loop import NonFiniteLoss
+from .presets import PRESETS
+
+__all__ = ["run", "Config", "Results", "PRESETS", "NonFiniteLoss", "ConfigError", "parse_surrogate", "main"]

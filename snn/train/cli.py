@@ -1,0 +1,159 @@
+"""The command line of `python -m snn.train` (and `torchrun ... -m snn.train`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from ..data import DATASETS, DatasetNotFound
+from ..models import MODELS, NORMS
+from . import presets
+from .config import DEVICES, LIF_BACKENDS, OPTIMIZERS, SURROGATE_FORMS, Config, ConfigError
+from .engine import run
+from .loop import NonFiniteLoss
+
+EXIT_USAGE, EXIT_NONFINITE = 2, 3
+DEFAULTS = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            for f in dataclasses.fields(Config)}
+
+DESCRIPTION = """\
+Train a spiking network with IM-Loss and ESG (Guo et al., NeurIPS 2022).
+
+Without a preset the run is a small CPU job on scikit-learn's bundled digits (no download): spiking
+CIFARNet at width 0.25, T=2, tdBN, ESG, IM-Loss weight 2, SGD lr 0.1, batch 64, 4 epochs, cosine LR.
+Flags override the preset's fields; every default below is that of the digits run."""
+
+EPILOG = f"""\
+presets (the recipe of ../shared/paper/NOTES.md sec. 2, i.e. the authors' released code: SGD momentum
+0.9, weight decay 1e-4, lr 0.1, cosine annealing, batch 128, 100 epochs; with the paper's tdBN,
+ESG K 1..10 and IM-Loss weight 2; architecture and T as reported in the paper's Table 2):
+{presets.describe()}
+
+outputs in --out: config.json, last.pt (after every epoch), best.pt (best validation accuracy),
+metrics.csv and metrics.jsonl (one row per epoch: losses, accuracies, K, Dspike b and its cost,
+seconds, images/s, peak memory, per-layer spike rates on the test set), results.json.
+
+exit codes: 0 done; 2 usage error, missing dataset or a run directory that already holds a run
+(pass --resume); 3 non-finite loss (the last checkpoint is kept).
+
+examples:
+  python -m snn.train                                     # digits on CPU
+  python -m snn.train --preset paper-cifar10 --data-root ~/data --out runs/r19-c10
+  python -m snn.train --preset paper-cifar10 --data-root ~/data --out runs/r19-c10 --resume
+  python -m snn.train --model resnet19 --dataset cifar10 --T 4 --epochs 300 --batch-size 128 \\
+      --lr 0.1 --norm tdbn --surrogate esg --im-lambda 2 --data-root ~/data --out runs/r19
+  torchrun --nproc_per_node=8 -m snn.train --preset paper-imagenet --data-root /data --out runs/r34"""
+
+
+def _data_option(text: str) -> tuple[str, object]:
+    """'KEY=VALUE' -> (key, value), VALUE read as an int, a float, true/false, or kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m snn.train", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=argparse.SUPPRESS)
+
+    def add(group, flag, help, **kw):
+        dest = kw.pop("dest", flag.lstrip("-").replace("-", "_"))
+        default = DEFAULTS.get(dest)
+        flag_like = kw.get("action") in ("store_true", argparse.BooleanOptionalAction)
+        shown = "" if flag_like or default is None or default == {} else f" (default: {default})"
+        group.add_argument(flag, dest=dest, help=help + shown, **kw)
+
+    p.add_argument("--preset", choices=tuple(presets.PRESETS), help="start from a paper recipe (see below)")
+    g = p.add_argument_group("model")
+    add(g, "--model", "architecture", choices=tuple(MODELS))
+    add(g, "--width", "multiplier of every hidden channel / feature count (1 = the paper's network)", type=float)
+    add(g, "--norm", "normalization after each conv: tdBN, BatchNorm over T*B, or none", choices=NORMS)
+    add(g, "--T", "timesteps (frames per sample for event data)", type=int, dest="T")
+    g = p.add_argument_group("data")
+    add(g, "--dataset", "dataset (digits needs no files; synthetic is for tests)", choices=DATASETS)
+    add(g, "--data-root", "folder holding the datasets (default: ./data)", metavar="DIR")
+    add(g, "--download", "fetch a missing CIFAR dataset (needs internet)", action="store_true")
+    add(g, "--input-size", "image side: digits and cifar10-dvs resize to it, imagenet crops to it (default: the "
+        "dataset's own: 32, 48, 224)", type=int, metavar="N")
+    add(g, "--data-option", "extra dataset option, repeatable (e.g. verify=false for cifar, cache_dir=DIR for "
+        "cifar10-dvs)", type=_data_option, action="append", metavar="KEY=VALUE", dest="data_options")
+    add(g, "--val-fraction", "fraction of each training class held out for validation and best-checkpoint "
+        "selection (0: none)", type=float)
+    g = p.add_argument_group("neurons and surrogate gradient")
+    add(g, "--surrogate", f"one of {SURROGATE_FORMS}: ESG (the paper), fixed tanh slope K, tdBN's rectangle, "
+        "or Dspike with per-epoch finite-difference temperature selection", metavar="MODE")
+    add(g, "--k-min", "ESG's K at the first epoch (eq. 15)", type=float)
+    add(g, "--k-max", "ESG's K towards the last epoch (eq. 15)", type=float)
+    add(g, "--dspike-b0", "Dspike's initial temperature b", type=float)
+    add(g, "--dspike-db", "Dspike's candidate step: b - db, b, b + db each epoch", type=float)
+    add(g, "--dspike-eps", "central finite-difference step on the first layer's weights", type=float)
+    add(g, "--dspike-chunk", "first-layer weights evaluated per batched forward of the selection", type=int)
+    add(g, "--vth", "firing threshold", type=float)
+    add(g, "--decay", "membrane decay per timestep", type=float)
+    add(g, "--detach-reset", "stop the gradient through the reset term", action="store_true")
+    add(g, "--backend", "LIF scan backend (auto: Triton on CUDA, fused torch on CPU)", choices=LIF_BACKENDS)
+    g = p.add_argument_group("optimization")
+    add(g, "--im-lambda", "weight of IM-Loss in CE + lambda * IM (paper: 2; 0 disables it)", type=float)
+    add(g, "--optimizer", "optimizer, with cosine annealing of the learning rate over the epochs",
+        choices=OPTIMIZERS)
+    add(g, "--lr", "initial learning rate", type=float)
+    add(g, "--momentum", "SGD momentum", type=float)
+    add(g, "--weight-decay", "L2 weight decay", type=float)
+    add(g, "--clip-grad", "clip the gradient's global L2 norm to this value (default: no clipping)",
+        type=float, metavar="NORM")
+    add(g, "--epochs", "training epochs (also ESG's N and the cosine period)", type=int)
+    add(g, "--batch-size", "global batch size (split evenly across torchrun processes)", type=int)
+    add(g, "--seed", "seeds python, numpy, torch, the data order and the validation split", type=int)
+    g = p.add_argument_group("runtime")
+    add(g, "--device", "where to train (auto: CUDA when available)", choices=DEVICES)
+    add(g, "--amp", "bf16 autocast (default: on with CUDA)", action=argparse.BooleanOptionalAction)
+    add(g, "--channels-last", "channels_last memory format (default: on with CUDA)",
+        action=argparse.BooleanOptionalAction)
+    add(g, "--workers", "data-loader worker processes (default: 8 on CUDA, 0 on CPU)", type=int)
+    add(g, "--out", "run directory (default: runs/MODEL-DATASET-SURROGATE-TT-seedS)", metavar="DIR")
+    add(g, "--resume", "continue the run in --out from its last.pt (exactly, on CPU); starts fresh when "
+        "there is none", action="store_true")
+    add(g, "--progress", "progress bar with ETA and images/s", action=argparse.BooleanOptionalAction)
+    return p
+
+
+def config_from_args(argv=None) -> Config:
+    """Parse the command line into a Config (exits with code 2 and the reason on a bad value)."""
+    parser = build_parser()
+    given = vars(parser.parse_args(argv))
+    preset = given.pop("preset", None)
+    if "data_options" in given:
+        given["data_options"] = dict(given["data_options"])
+    try:
+        return Config.from_preset(preset, **given) if preset else Config(**given)
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit code."""
+    config = config_from_args(argv)
+    try:
+        run(config)
+    except (DatasetNotFound, ConfigError, FileExistsError) as e:
+        return _fail(e, EXIT_USAGE)
+    except NonFiniteLoss as e:
+        return _fail(e, EXIT_NONFINITE)
+    return 0
+
+
+def _fail(error: Exception, code: int) -> int:
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+    return code

@@ -1,0 +1,137 @@
+"""DistributedDataParallel plumbing for `torchrun --nproc_per_node=N -m snn.train ...`.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `setup` then joins the process group (nccl on
+CUDA, gloo on CPU). Without them the run is a single process and every helper here is a no-op.
+Rank 0 logs and writes checkpoints; metrics are summed over ranks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..im_loss import im_loss as local_im_loss
+from ..neuron import lif_layers
+
+
+@dataclass(frozen=True)
+class Context:
+    """rank / world of this process, its device, and whether setup() created the process group."""
+
+    rank: int
+    world: int
+    device: torch.device
+    owns_group: bool
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def setup(device: str) -> Context:
+    """Join the torchrun process group if WORLD_SIZE > 1 and pick this rank's device.
+
+    device: 'auto' (CUDA when available), 'cpu' or 'cuda' (cuda:LOCAL_RANK under torchrun).
+    """
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was requested but torch.cuda.is_available() is False; use --device cpu")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world == 1:
+        return Context(0, 1, dev, owns_group=False)
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None)
+    return Context(dist.get_rank(), dist.get_world_size(), dev, owns_group=owns)
+
+
+def teardown(ctx: Context) -> None:
+    if ctx.owns_group and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def wrap(model: nn.Module, ctx: Context) -> nn.Module:
+    """model inside DistributedDataParallel when distributed (rank 0's weights broadcast), else model."""
+    if not ctx.distributed:
+        return model
+    return nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+
+
+def all_sum(values: torch.Tensor, ctx: Context) -> torch.Tensor:
+    """values (any shape) summed over ranks; returned as is on a single process."""
+    if ctx.distributed:
+        values = values.clone()
+        dist.all_reduce(values)
+    return values
+
+
+def all_max(value: float, ctx: Context) -> float:
+    if not ctx.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.item()
+
+
+def broadcast_float(value: float, ctx: Context) -> float:
+    """Rank 0's value on every rank."""
+    if not ctx.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.broadcast(t, 0)
+    return t.item()
+
+
+def broadcast_object(obj, ctx: Context):
+    """Rank 0's picklable obj on every rank."""
+    if not ctx.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, 0, device=ctx.device)
+    return box[0]
+
+
+def gather_objects(obj, ctx: Context) -> list:
+    """[obj of rank 0, obj of rank 1, ...] on every rank."""
+    if not ctx.distributed:
+        return [obj]
+    out = [None] * ctx.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(ctx: Context) -> None:
+    if ctx.distributed:
+        dist.barrier()
+
+
+def im_loss(model: nn.Module, ctx: Context) -> torch.Tensor:
+    """snn.im_loss of the global batch: each layer's mean membrane is averaged over ranks first.
+
+    Ranks hold equal local batches (DistributedSampler pads), so the mean of their means g_l is
+    the mean over the global batch. The value is sum_l (g_l - vth_l)^2 / L on every rank; its
+    gradient on rank r is that of sum_l 2 (g_l - vth_l) m_lr / L (g_l held constant), whose average
+    over ranks, as DDP takes it, is the single-process gradient with the global batch. On one
+    process this is snn.im_loss(model).
+    """
+    if not ctx.distributed:
+        return local_im_loss(model)
+    layers = [m for m in lif_layers(model) if m.im and m.u_mean is not None]
+    if not layers:
+        return local_im_loss(model)  # raises with the reason
+    local = torch.stack([m.u_mean for m in layers])  # [L] this rank's layer means
+    gap = all_sum(local.detach(), ctx) / ctx.world - local.new_tensor([m.vth for m in layers])  # g_l - vth_l
+    return (gap ** 2).mean() + (2 * gap * (local - local.detach())).mean()

@@ -1,0 +1,341 @@
+"""`run(config) -> Results`: a whole training run, resumable, on one process or under torchrun.
+
+    from snn.train import Config, run
+    results = run(Config(epochs=2, input_size=16, out="runs/digits"))
+    results.final_test_acc, results.best_val_epoch, results.best_test_acc, results.model
+
+Every epoch: train (Dspike selection first when asked), step the cosine LR and ESG, evaluate
+the validation and test splits, append a metrics row, then write <out>/best.pt (when validation
+accuracy improved) and <out>/last.pt atomically, and rewrite the metrics files.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset, DistributedSampler, Subset
+
+from .. import models
+from ..data import DatasetNotFound, build_datasets, make_loader
+from ..dspike import first_conv, select_temperature
+from ..esg import ESG
+from ..neuron import lif_layers
+from . import checkpoint, distributed, metrics
+from .config import Config, ConfigError
+from .distributed import Context
+from .loop import StepSettings, evaluate, train_epoch
+
+CUDA_WORKERS = 8  # default data-loader workers per process on CUDA (CPU runs load in the main process)
+
+
+@dataclass
+class Results:
+    """What a run produced. Accuracies are fractions in [0, 1]; epochs are 1-based.
+
+    final_test_acc: test accuracy after the last epoch. best_val_acc / best_val_epoch: the epoch
+    chosen on the held-out validation split (its weights are <out>/best.pt) and test_acc_at_best_val,
+    the test accuracy of that epoch (None without a validation split). best_test_acc /
+    best_test_epoch: the best test accuracy over epochs, the figure the authors' code reports
+    (selected on the test set, hence optimistic). model: the trained network (bare, last epoch).
+    """
+
+    out: Path
+    epochs: int
+    final_test_acc: float
+    best_val_acc: Optional[float]
+    best_val_epoch: Optional[int]
+    test_acc_at_best_val: Optional[float]
+    best_test_acc: float
+    best_test_epoch: int
+    history: list[dict] = field(repr=False)
+    model: nn.Module = field(repr=False)
+
+    @classmethod
+    def from_history(cls, out: Path, history: list[dict], model: nn.Module) -> "Results":
+        best_val_acc, best_val_epoch = metrics.best(history, "val_acc")
+        best_test_acc, best_test_epoch = metrics.best(history, "test_acc")
+        return cls(out=out, epochs=len(history), final_test_acc=history[-1]["test_acc"], best_val_acc=best_val_acc,
+                   best_val_epoch=best_val_epoch,
+                   test_acc_at_best_val=None if best_val_epoch is None else history[best_val_epoch - 1]["test_acc"],
+                   best_test_acc=best_test_acc, best_test_epoch=best_test_epoch, history=history, model=model)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (without the model and the history)."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()
+                if k not in ("model", "history")}
+
+    def report(self) -> str:
+        lines = [f"test accuracy at the last epoch ({self.epochs}): {100 * self.final_test_acc:.2f}%"]
+        if self.best_val_epoch is not None:
+            lines.append(f"best validation accuracy {100 * self.best_val_acc:.2f}% at epoch {self.best_val_epoch} "
+                         f"(test accuracy there {100 * self.test_acc_at_best_val:.2f}%), weights in "
+                         f"{self.out / 'best.pt'}")
+        lines.append(f"best test accuracy over epochs (the authors' protocol; selected on the test set, so "
+                     f"optimistic): {100 * self.best_test_acc:.2f}% at epoch {self.best_test_epoch}")
+        return "\n".join(lines)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_data(cfg: Config, ctx: Context):
+    """build_datasets on rank 0 first (it may download or write caches), then on the other ranks.
+
+    A DatasetNotFound on rank 0 is raised on every rank, with rank 0's message."""
+    kwargs = dict(root=cfg.data_root, T=cfg.T, download=cfg.download, val_fraction=cfg.val_fraction,
+                  seed=cfg.seed, **cfg.dataset_options())
+    data, error = None, None
+    if ctx.main:
+        try:
+            data = build_datasets(cfg.dataset, **kwargs)
+        except DatasetNotFound as e:
+            error = str(e)
+    error = distributed.broadcast_object(error, ctx)
+    if error is not None:
+        raise DatasetNotFound(error)
+    return data if ctx.main else build_datasets(cfg.dataset, **kwargs)
+
+
+def build_model(cfg: Config, info) -> nn.Module:
+    s = cfg.surrogate_spec
+    return models.build(cfg.model, info.num_classes, in_channels=info.in_channels, norm=cfg.norm, width=cfg.width,
+                        input_size=info.size[0], vth=cfg.vth, decay=cfg.decay, surrogate=s.lif, alpha=s.alpha,
+                        detach_reset=cfg.detach_reset, backend=cfg.backend)
+
+
+def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD (momentum, L2 weight decay) or Adam (L2 weight decay), over every parameter."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def shard(dataset: Dataset, ctx: Context) -> Dataset:
+    """This rank's every world-th sample, no padding (evaluation counts each sample once)."""
+    return Subset(dataset, range(ctx.rank, len(dataset), ctx.world)) if ctx.distributed else dataset
+
+
+class DspikeSelector:
+    """Dspike's per-epoch temperature choice, run on rank 0 and broadcast to every rank.
+
+    Called on an epoch's first training batch. The candidates are b and b +- db with db shrunk
+    to b / 2 when b <= 2 db, so every candidate stays > 0. The loss is the cross-entropy, in fp32.
+    When the finite difference is flat (no spike flips under +-eps, select_temperature's
+    ValueError), b stays and the epoch's row says so (dspike_skipped); its cost is still logged.
+    """
+
+    def __init__(self, model: nn.Module, cfg: Config, ctx: Context):
+        self.model, self.cfg, self.ctx = model, cfg, ctx
+        self.layers = [m for m in lif_layers(model) if m.surrogate == "dspike"]
+        self.b = cfg.dspike_b0
+        self.cost: dict = {}
+
+    def set_b(self, b: float) -> None:
+        self.b = b
+        for m in self.layers:
+            m.alpha = b
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        outcome = None
+        if self.ctx.main:
+            start, b = time.perf_counter(), self.b
+            try:
+                b = select_temperature(self.model, x, y, F.cross_entropy, b=self.b,
+                                       db=min(self.cfg.dspike_db, self.b / 2), eps=self.cfg.dspike_eps,
+                                       T=self.cfg.T, chunk=self.cfg.dspike_chunk).b
+                skipped = None
+            except ValueError as e:  # the finite difference carried no direction: keep b
+                skipped = str(e)
+            outcome = {"b": b, "dspike_seconds": time.perf_counter() - start,
+                       "dspike_forwards": 2 * first_conv(self.model).weight.numel(), "dspike_skipped": skipped}
+        outcome = distributed.broadcast_object(outcome, self.ctx)
+        if outcome["dspike_skipped"] is not None:
+            _log(self.ctx, f"Dspike selection kept b = {self.b:g}: {outcome['dspike_skipped']}")
+        self.set_b(outcome.pop("b"))
+        self.cost = outcome
+
+
+@dataclass
+class Training:
+    """The objects whose state a checkpoint holds, besides the RNGs and the history."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    esg: Optional[ESG]
+    selector: Optional[DspikeSelector]
+    generator: torch.Generator  # the training loader's: drives its worker seeds
+
+    def state(self, cfg: Config, history: list[dict], rng: list[dict]) -> dict:
+        """The checkpoint after len(history) epochs; rng: capture_rng() of every rank."""
+        return {"config": cfg.identity(), "epoch": len(history), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "esg": None if self.esg is None else self.esg.state_dict(),
+                "dspike_b": None if self.selector is None else self.selector.b,
+                "loader_generator": self.generator.get_state(), "rng": rng, "history": history}
+
+    def load(self, state: dict) -> None:
+        """Restore everything state() saved except the RNGs and the history."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.esg is not None:
+            self.esg.load_state_dict(state["esg"])
+        if self.selector is not None:
+            self.selector.set_b(state["dspike_b"])
+        self.generator.set_state(state["loader_generator"])
+
+
+def _log(ctx: Context, message: str) -> None:
+    if ctx.main:
+        print(message, flush=True)
+
+
+def _surrogate_k(cfg: Config, esg: Optional[ESG]) -> Optional[float]:
+    """The tanh surrogate's K for the coming epoch (ESG's or the fixed tanh:K), None for rect / dspike."""
+    if esg is not None:
+        return esg.k
+    s = cfg.surrogate_spec
+    return s.alpha if s.lif == "tanh" else None
+
+
+def _check_resumable(saved: dict, cfg: Config, path: Path) -> None:
+    """Refuse to resume a checkpoint trained with other settings, naming the fields that differ."""
+    mine = cfg.identity()
+    differ = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k) != v]
+    if differ:
+        raise ConfigError(f"cannot resume {path}: it was trained with other settings ({'; '.join(differ)}); "
+                         f"use the same settings or another --out")
+
+
+def _resume(tr: Training, cfg: Config, ctx: Context, path: Path) -> list[dict]:
+    """Load path (when it exists) into tr and the RNGs; -> the metrics history so far ([] if none)."""
+    if not path.exists():
+        _log(ctx, f"nothing to resume in {path.parent} (no {path.name}); starting from scratch")
+        return []
+    state = checkpoint.load(path)
+    _check_resumable(state["config"], cfg, path)
+    tr.load(state)
+    rng = state["rng"]
+    if len(rng) != ctx.world:
+        _log(ctx, f"note: {path} was written by {len(rng)} processes, this run has {ctx.world}; the data order "
+                  f"and random streams differ from an uninterrupted run")
+    checkpoint.restore_rng(rng[ctx.rank] if len(rng) == ctx.world else rng[0])
+    _log(ctx, f"resumed {path} after epoch {state['epoch']}/{cfg.epochs}")
+    return list(state["history"])
+
+
+def run(config: Config) -> Results:
+    """Train config.model on config.dataset as configured; see the module docstring and Config.
+
+    Under torchrun (WORLD_SIZE > 1) every rank calls run; the process group is joined here when
+    the caller has not, and left at the end. Raises DatasetNotFound for missing data,
+    loop.NonFiniteLoss when the loss stops being finite (the last checkpoint stays), and
+    FileExistsError when <out>/last.pt exists but config.resume is False.
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a snn.train.Config, got {type(config).__name__}")
+    ctx = distributed.setup(config.device)
+    try:
+        results = _run(config, ctx)
+        distributed.barrier(ctx)
+        return results
+    finally:
+        distributed.teardown(ctx)
+
+
+def _run(cfg: Config, ctx: Context) -> Results:
+    out = Path(cfg.out) if cfg.out is not None else Path("runs") / cfg.run_name()
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if last_path.exists() and not cfg.resume:
+        raise FileExistsError(f"{last_path} exists: pass --resume to continue that run, or choose another --out")
+    if cfg.batch_size % ctx.world:
+        raise ConfigError(f"batch_size (the global batch) must be divisible by the {ctx.world} processes, "
+                          f"got {cfg.batch_size}")
+    cuda = ctx.device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    settings = StepSettings(T=cfg.T, device=ctx.device, amp=cuda if cfg.amp is None else cfg.amp,
+                            channels_last=cuda if cfg.channels_last is None else cfg.channels_last,
+                            im_lambda=cfg.im_lambda, clip_grad=cfg.clip_grad)
+    workers = (CUDA_WORKERS if cuda else 0) if cfg.workers is None else cfg.workers
+
+    seed_everything(cfg.seed)
+    train_set, val_set, test_set, info = build_data(cfg, ctx)
+    model = build_model(cfg, info).to(ctx.device, memory_format=torch.channels_last if settings.channels_last
+                                     else torch.preserve_format)
+    optimizer = build_optimizer(cfg, model)
+    surrogate = cfg.surrogate_spec
+    tr = Training(model, optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs),
+                  ESG(model, cfg.epochs, cfg.k_min, cfg.k_max) if surrogate.schedule == "esg" else None,
+                  DspikeSelector(model, cfg, ctx) if surrogate.schedule == "dspike" else None,
+                  torch.Generator().manual_seed(cfg.seed))
+    sampler = DistributedSampler(train_set, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed)
+    local_batch = cfg.batch_size // ctx.world
+    val_loader = None if val_set is None else make_loader(shard(val_set, ctx), local_batch, train=False,
+                                                          workers=workers, pin_memory=cuda)
+    test_loader = make_loader(shard(test_set, ctx), local_batch, train=False, workers=workers, pin_memory=cuda)
+
+    history = _resume(tr, cfg, ctx, last_path) if cfg.resume else []
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    net = distributed.wrap(model, ctx)
+    _log(ctx, f"{cfg.model} (width {cfg.width:g}, {models.count_parameters(model):,} parameters) on {cfg.dataset} "
+              f"{info.size[0]}x{info.size[1]}: {len(train_set)} train / {0 if val_set is None else len(val_set)} val / "
+              f"{len(test_set)} test, T={cfg.T}, surrogate {cfg.surrogate}, IM-Loss weight {cfg.im_lambda:g}, "
+              f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size} on {ctx.world} x {ctx.device.type}"
+              f"{', bf16 autocast' if settings.amp else ''}; writing {out}")
+
+    for epoch in range(len(history), cfg.epochs):
+        sampler.set_epoch(epoch)
+        loader = make_loader(train_set, local_batch, train=True, workers=workers, sampler=sampler,
+                             generator=tr.generator, pin_memory=cuda)  # fresh workers, seeded from the generator
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "K": _surrogate_k(cfg, tr.esg)}
+        metrics.reset_peak_memory(ctx.device)
+        trained = train_epoch(net, model, loader, optimizer, settings, ctx, epoch, cfg.epochs, select=tr.selector,
+                              progress=cfg.progress and ctx.main)
+        tr.scheduler.step()
+        if tr.esg is not None:
+            tr.esg.step()
+        start = time.perf_counter()
+        val_acc = None if val_loader is None else evaluate(model, val_loader, settings, ctx)[0]
+        test_acc, rates = evaluate(model, test_loader, settings, ctx, rates=True)
+        images = trained.pop("images")
+        row.update(trained, val_acc=val_acc, test_acc=test_acc, eval_seconds=time.perf_counter() - start,
+                   images_per_s=images / trained["epoch_seconds"],
+                   peak_mem_mib=distributed.all_max(metrics.peak_memory_mib(ctx.device), ctx),
+                   dspike_b=None, dspike_seconds=None, dspike_forwards=None,
+                   dspike_skipped=None)
+        if tr.selector is not None:
+            row.update(dspike_b=tr.selector.b, **tr.selector.cost)
+        row.update({f"rate/{name}": rate for name, rate in rates.items()})
+        previous_best, _ = metrics.best(history, "val_acc")
+        history.append(row)
+        rng = distributed.gather_objects(checkpoint.capture_rng(), ctx)
+        if ctx.main:
+            state = tr.state(cfg, history, rng)
+            if val_acc is not None and (previous_best is None or val_acc > previous_best):
+                checkpoint.save(best_path, state)  # before last.pt: a kill in between redoes this epoch
+            checkpoint.save(last_path, state)
+            metrics.write(out, history)
+        _log(ctx, metrics.summary(row, cfg.epochs))
+
+    results = Results.from_history(out, history, model)
+    if ctx.main:
+        (out / "results.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+    _log(ctx, results.report())
+    return results

@@ -1,0 +1,137 @@
+"""One training epoch and one evaluation pass, with the non-finite loss guard."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..im_loss import im_loss
+from ..monitor import SpikeRateMonitor
+from . import distributed
+from .distributed import Context
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; epoch and step are 1-based."""
+
+    def __init__(self, epoch: int, epochs: int, step: int, steps: int, loss: float, ce: float, im: float):
+        self.epoch, self.step = epoch, step
+        kept = f"the last checkpoint holds epoch {epoch - 1}" if epoch > 1 else "no checkpoint was written"
+        super().__init__(f"non-finite loss {loss} (CE {ce}, IM {im}) at epoch {epoch}/{epochs}, step {step}/{steps}; "
+                         f"training stopped before this step's update; {kept}")
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What every forward needs: T, device, bf16 autocast, channels_last inputs, loss settings."""
+
+    T: int
+    device: torch.device
+    amp: bool
+    channels_last: bool
+    im_lambda: float
+    clip_grad: Optional[float]
+
+
+def model_input(x: torch.Tensor, s: StepSettings) -> torch.Tensor:
+    """Loader batch -> model input: static [B, C, H, W] stays (channels_last if asked);
+    event frames [B, T, 2, H, W] become time-major [T, B, 2, H, W]."""
+    x = x.to(s.device, non_blocking=True)
+    if x.dim() == 5:
+        return x.transpose(0, 1)
+    return x.contiguous(memory_format=torch.channels_last) if s.channels_last else x
+
+
+def _autocast(s: StepSettings):
+    return torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.amp)
+
+
+def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                s: StepSettings, ctx: Context, epoch: int, epochs: int,
+                select: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None,
+                progress: bool = False) -> dict:
+    """One pass over loader; returns the epoch's training metrics, reduced over ranks.
+
+    net runs the forward (model, or model inside DDP); model is the bare network whose LIFs hold
+    the IM-Loss membranes. select(x, y), when given, runs on the epoch's first batch before it
+    trains (Dspike's temperature choice). epoch is 0-based. Raises NonFiniteLoss before the
+    update of a step whose loss is not finite on any rank.
+    -> {train_loss, train_ce, train_im, train_acc, images, epoch_seconds}
+    """
+    net.train()
+    sums = torch.zeros(5, dtype=torch.float64, device=s.device)  # loss*n, ce*n, im*n, correct, n
+    steps = len(loader)
+    bar = tqdm(total=len(loader.sampler) * ctx.world, unit="img", unit_scale=True, leave=False, dynamic_ncols=True,
+               desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
+    start = time.perf_counter()
+    for step, (x, y) in enumerate(loader):
+        x, y = model_input(x, s), y.to(s.device, non_blocking=True)
+        if step == 0 and select is not None:
+            select(x, y)
+        with _autocast(s):
+            logits = net(x, T=s.T)
+        ce = F.cross_entropy(logits.float(), y)
+        if s.im_lambda > 0:
+            im = distributed.im_loss(model, ctx)
+            loss = ce + s.im_lambda * im
+        else:
+            im, loss = im_loss(model).detach(), ce
+        value = loss.item()
+        if distributed.all_max(float(not math.isfinite(value)), ctx) > 0:
+            raise NonFiniteLoss(epoch + 1, epochs, step + 1, steps, value, ce.item(), im.item())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if s.clip_grad is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad)
+        optimizer.step()
+        n = y.numel()
+        sums[:3] += torch.stack([loss.detach(), ce.detach(), im.detach()]).double() * n
+        sums[3] += (logits.argmax(1) == y).sum()
+        sums[4] += n
+        bar.update(n * ctx.world)
+        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+    seconds = time.perf_counter() - start
+    bar.close()
+    loss_sum, ce_sum, im_sum, correct, count = distributed.all_sum(sums, ctx).tolist()
+    return {"train_loss": loss_sum / count, "train_ce": ce_sum / count, "train_im": im_sum / count,
+            "train_acc": correct / count, "images": int(count), "epoch_seconds": seconds}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, s: StepSettings, ctx: Context,
+             rates: bool = False) -> tuple[float, dict[str, float]]:
+    """Accuracy of model (eval mode) over this rank's shard of a dataset, reduced over ranks.
+
+    rates: also return each LIF layer's spike rate over the whole dataset (else {}).
+    -> (accuracy in [0, 1], {layer name: spike rate})
+    """
+    model.eval()
+    monitor = SpikeRateMonitor(model) if rates else None
+    correct = torch.zeros((), dtype=torch.float64, device=s.device)
+    count = 0
+    try:
+        for x, y in loader:
+            x, y = model_input(x, s), y.to(s.device, non_blocking=True)
+            with _autocast(s):
+                logits = model(x, T=s.T)
+            correct += (logits.argmax(1) == y).sum()
+            count += y.numel()
+    finally:
+        if monitor is not None:
+            monitor.remove()
+    layer_rates = monitor.rates() if monitor is not None else {}
+    names = list(monitor.layers) if monitor is not None else []  # every rank sends every layer, 0 if unseen
+    totals = distributed.all_sum(torch.tensor([correct.item(), count, *(layer_rates.get(k, 0.0) * count for k in names)],
+                                              dtype=torch.float64, device=s.device), ctx).tolist()
+    total = totals[1]
+    if total == 0:
+        raise ValueError("evaluation loader is empty on every rank: the dataset split has no samples")
+    return totals[0] / total, {k: v / total for k, v in zip(names, totals[2:])}
