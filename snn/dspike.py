@@ -37,6 +37,10 @@ from .tdbn import TDBatchNorm2d
 B0, DB, EPS = 3.0, 0.5, 1e-2
 
 
+class FlatFiniteDifference(ValueError):
+    """The loss did not change under any +-eps perturbation of the first layer's weights."""
+
+
 @dataclass(frozen=True)
 class TemperatureChoice:
     """What `select_temperature` chose and what the choice cost.
@@ -193,8 +197,9 @@ def select_temperature(model: nn.Module, inputs: torch.Tensor, targets: torch.Te
             with torch.no_grad():
                 fd, calls = _finite_difference(conv, call, inputs, targets, loss_fn, eps, int(chunk))
             if not fd.any():
-                raise ValueError(f"the loss did not change under any +-eps={eps} perturbation of the first "
-                                 f"layer's weights, so the finite difference carries no direction; increase eps")
+                raise FlatFiniteDifference(f"the loss did not change under any +-eps={eps} perturbation of the "
+                                           f"first layer's weights, so the finite difference carries no "
+                                           f"direction; increase eps")
             similarity = {}
             for candidate in (b, b - db, b + db):  # b first: ties keep the current temperature
                 for m in layers:

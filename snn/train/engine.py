@@ -26,7 +26,7 @@ from torch.utils.data import Dataset, DistributedSampler, Subset
 
 from .. import models
 from ..data import DatasetNotFound, build_datasets, make_loader
-from ..dspike import first_conv, select_temperature
+from ..dspike import FlatFiniteDifference, first_conv, select_temperature
 from ..esg import ESG
 from ..neuron import lif_layers
 from . import checkpoint, distributed, metrics
@@ -133,8 +133,7 @@ class DspikeSelector:
 
     Called on an epoch's first training batch. The candidates are b and b +- db with db shrunk
     to b / 2 when b <= 2 db, so every candidate stays > 0. The loss is the cross-entropy, in fp32.
-    When the finite difference is flat (no spike flips under +-eps, select_temperature's
-    ValueError), b stays and the epoch's row says so (dspike_skipped); its cost is still logged.
+    When the finite difference is flat (no spike flips under +-eps: FlatFiniteDifference), b stays and the epoch's row says so (dspike_skipped); its cost is still logged.
     """
 
     def __init__(self, model: nn.Module, cfg: Config, ctx: Context):
@@ -157,7 +156,7 @@ class DspikeSelector:
                                        db=min(self.cfg.dspike_db, self.b / 2), eps=self.cfg.dspike_eps,
                                        T=self.cfg.T, chunk=self.cfg.dspike_chunk).b
                 skipped = None
-            except ValueError as e:  # the finite difference carried no direction: keep b
+            except FlatFiniteDifference as e:  # the finite difference carried no direction: keep b
                 skipped = str(e)
             outcome = {"b": b, "dspike_seconds": time.perf_counter() - start,
                        "dspike_forwards": 2 * first_conv(self.model).weight.numel(), "dspike_skipped": skipped}
