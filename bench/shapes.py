@@ -17,6 +17,7 @@ class LifCase:
     dtype: torch.dtype
     id: str
     compile_on_cpu: bool = False  # the one CPU case torch.compile is timed on
+    modes: tuple = ("fwd", "bwd", "fwdbwd")
 
 
 @functools.lru_cache(maxsize=None)
@@ -38,9 +39,9 @@ def model_lif_sizes(name: str) -> tuple[tuple[str, int], ...]:
 
 
 def lif_cases(full: bool) -> list[LifCase]:
-    """The reduced CPU set; with `full`, also CIFARNet and ResNet-19 layer shapes at batch 128 for
-    T in {2, 4, 6, 10} (fp32; bf16 at T=4), a sweep of N at T=4 (fp32 and bf16), and N = 2^23 at
-    T in {6, 10} for the bandwidth target."""
+    """The reduced CPU set; with `full`, also a sweep of N at T=4 (fp32 and bf16) and N = 2^23 at
+    T in {6, 10} for the bandwidth target (every mode), and the distinct LIF layer sizes of
+    CIFARNet and ResNet-19 at batch 128 for T in {2, 4, 6, 10} (fp32; bf16 at T=4), forward+backward."""
     cases = [
         LifCase(4, 1 << 16, torch.float32, "sweep-T4-N65536-fp32"),
         LifCase(4, 1 << 20, torch.float32, "sweep-T4-N1048576-fp32", compile_on_cpu=True),
@@ -54,9 +55,14 @@ def lif_cases(full: bool) -> list[LifCase]:
             if all(c.id != case.id for c in cases):
                 cases.append(case)
     cases += [LifCase(T, 1 << 23, torch.float32, f"sweep-T{T}-N{1 << 23}-fp32") for T in (6, 10)]
+    layers: dict[int, list[str]] = {}  # neurons per sample -> models with such a LIF layer
     for model in ("cifarnet", "resnet19"):
-        for n in sorted({n for _, n in model_lif_sizes(model)}, reverse=True):
-            N = BATCH * n
-            cases += [LifCase(T, N, torch.float32, f"{model}-B{BATCH}-T{T}-N{N}-fp32") for T in (2, 4, 6, 10)]
-            cases.append(LifCase(4, N, torch.bfloat16, f"{model}-B{BATCH}-T4-N{N}-bf16"))
+        for _, n in model_lif_sizes(model):
+            if model not in layers.setdefault(n, []):
+                layers[n].append(model)
+    for n, models in sorted(layers.items(), reverse=True):
+        N, tag = BATCH * n, "+".join(models)
+        cases += [LifCase(T, N, torch.float32, f"{tag}-B{BATCH}-T{T}-N{N}-fp32", modes=("fwdbwd",))
+                  for T in (2, 4, 6, 10)]
+        cases.append(LifCase(4, N, torch.bfloat16, f"{tag}-B{BATCH}-T4-N{N}-bf16", modes=("fwdbwd",)))
     return cases
