@@ -57,25 +57,33 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     n0 = min(N, CHUNK)
     scratch = torch.empty(2, n0, dtype=dtype, device=device) if u_all is None else None
     keep = torch.empty(n0, dtype=dtype, device=device)  # 1 - o(t-1), hard reset
+    # Half-precision storage: x and the spikes go through fp32 buffers (mixed-dtype ops are slow on CPU).
+    mixed = x.dtype != dtype
+    x_buf = torch.empty(n0, dtype=dtype, device=device) if mixed else None
+    o_buf = torch.empty(2, n0, dtype=dtype, device=device) if mixed else None
     for c, a in enumerate(range(0, N, CHUNK)):
         b = min(a + CHUNK, N)
         n = b - a
         u_prev = None
         for t in range(T):
             u = scratch[t % 2, :n] if u_all is None else u_all[t, a:b]
+            x_t = x_buf[:n].copy_(x[t, a:b]) if mixed else x[t, a:b]
+            o, o_prev = (o_buf[t % 2, :n], o_buf[(t + 1) % 2, :n]) if mixed else (out[t, a:b], out[t - 1, a:b])
             if u_prev is None:
-                u.copy_(x[t, a:b])  # u(0) = x(0): the decay term of the zero state is exactly 0
+                u.copy_(x_t)  # u(0) = x(0): the decay term of the zero state is exactly 0
             elif p.reset == "hard":
-                torch.addcmul(x[t, a:b], u_prev, keep[:n], value=p.decay, out=u)  # x + (decay u) (1 - o)
+                torch.addcmul(x_t, u_prev, keep[:n], value=p.decay, out=u)  # x + (decay u) (1 - o)
             else:
-                torch.sub(u_prev, out[t - 1, a:b], alpha=p.vth, out=u).mul_(p.decay).add_(x[t, a:b])
-            torch.ge(u, p.vth, out=out[t, a:b])
+                torch.sub(u_prev, o_prev, alpha=p.vth, out=u).mul_(p.decay).add_(x_t)
+            torch.ge(u, p.vth, out=o)
+            if mixed:
+                out[t, a:b].copy_(o)
             if p.reset == "hard":
                 torch.lt(u, p.vth, out=keep[:n])
             torch.sum(u, dim=0, out=sums[t, c])
             if save == "compact":
                 u_half[t, a:b].copy_(u)
-                bits[t, a // 8:_cdiv(b, 8)].copy_(pack_bits(out[t, a:b].bool()))
+                bits[t, a // 8:_cdiv(b, 8)].copy_(pack_bits(o.bool()))
             u_prev = u
     u_mean = sums.sum() / (T * N)
     saved = {None: None, "exact": lambda: (u_all,), "compact": lambda: (u_half, bits)}[save]
@@ -119,12 +127,12 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
     c = None if gm is None else gm.to(dtype) / (T * N)
     zero = torch.zeros((), dtype=dtype, device=device)
     n0 = min(N, CHUNK)
-    buffers = torch.empty(7, n0, dtype=dtype, device=device)
+    buffers = torch.empty(8, n0, dtype=dtype, device=device)
     direct = dx.dtype == dtype  # fp32 dx: accumulate straight into it, else in a ping-pong buffer
     for a in range(0, N, CHUNK):
         b = min(a + CHUNK, N)
         n = b - a
-        G, keep, tmp, window, u_buf, g_buf, spare = buffers[:, :n]
+        G, keep, tmp, window, u_buf, g_buf, spare, gs_buf = buffers[:, :n]
         g_next = None
         for t in range(T - 1, -1, -1):
             u = u_all[t, a:b]
@@ -133,7 +141,10 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
             else:
                 keep.copy_(unpack_bits(bits[t, a // 8:_cdiv(b, 8)], n)).neg_().add_(1)
                 u = u_buf.copy_(u)
-            gs_t = zero if gs is None else gs[t, a:b]
+            if gs is None:
+                gs_t = zero
+            else:  # half-precision upstream gradients are upcast once (mixed-dtype ops are slow on CPU)
+                gs_t = gs[t, a:b] if gs.dtype == dtype else gs_buf.copy_(gs[t, a:b])
             if g_next is None or p.detach_reset:
                 G.copy_(gs_t)
             elif p.reset == "hard":
