@@ -1,0 +1,63 @@
+"""The frame of a table script: parse the shared flags, pick the budget, walk the rows (reusing
+finished ones), print the table."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Callable, Optional
+
+from .budget import Budget, choose, parser, select
+from .table import ResultsTable
+
+
+def command(script: str, argv: Optional[list[str]]) -> str:
+    """The command line that reproduces this run, for the markdown footer."""
+    return " ".join(["python", f"reproduce/{script}.py", *(shlex.quote(a) for a in (argv or []))])
+
+
+def start(script: str, description: str, argv: Optional[list[str]], ids: list[str],
+          datasets: tuple[str, ...]):
+    """Parse argv -> (args, budget, selected ids), printing the budget and why; None after --list."""
+    args = parser(description).parse_args(argv)
+    if args.list:
+        print("\n".join(ids))
+        return None
+    budget, why = choose(args, datasets)
+    print(f"{script}: budget {budget.tag} ({why}): {budget.description}", flush=True)
+    return args, budget, select(ids, args.rows)
+
+
+def walk(rows: list, selected: list[str], table: ResultsTable, run_id: Callable[[object], str],
+         compute: Callable[[object, str], None]) -> None:
+    """For each row (an object with an .id) in order: reuse the finished row of the previous files
+    with the same run id, else compute(row, run id) when selected (it adds the row), else skip it."""
+    for row in rows:
+        key = run_id(row)
+        previous = table.finished(row.id, key)
+        if previous is not None:
+            table.keep(previous)
+            print(f"  {row.id}: finished in {table.csv.name}, reused", flush=True)
+        elif row.id in selected:
+            compute(row, key)
+
+
+def finish(table: ResultsTable, columns: list[str], figures: tuple[Path, ...] = ()) -> int:
+    """Close the table, print its `columns` (the files hold them all) and where it went; -> 0."""
+    table.close()
+    print()
+    print(table.markdown(columns))
+    print()
+    print("\n".join(f"- {n}" for n in table.notes))
+    print(f"\nwritten: {', '.join(str(p) for p in (table.csv, table.md, *figures))}")
+    return 0
+
+
+def budget_note(budget: Budget, events: bool = False) -> str:
+    """The first note of a table: what its ours column was measured on."""
+    if budget.reduced:
+        return (f"{budget.tag.upper()} budget: the ours column holds measurements on {budget.static_data}"
+                + (" (synthetic events for the CIFAR10-DVS row)" if events else "")
+                + ", NOT on the paper's datasets; they check the code path and say nothing about the paper's "
+                  "numbers, so no difference is computed.")
+    return "paper budget: ours ran on the paper's dataset; difference = ours - paper in percentage points."

@@ -1,0 +1,177 @@
+"""The results table: typed cells that keep the paper's numbers out of the "ours" column, and the
+CSV / markdown writer that a rerun reads back to skip finished rows.
+
+Cells of the two accuracy columns are typed: "paper value" takes a `Paper` (a number printed in
+the paper), "ours" a `Measured` (a number this code measured, with the data and budget it was
+measured on), a `NotRun` (why the row has no result) or `QUOTED` (a peer row of the paper that
+is only quoted). Anything else raises TypeError, so a paper number cannot reach "ours".
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import pandas as pd
+
+from .budget import Budget, git_sha, is_main
+
+COLUMNS = ["row", "paper value", "ours", "difference", "epochs", "wall time", "images/s", "device", "budget",
+           "git sha"]
+KEYS = ["row id", "run id", "status"]  # CSV only: what a rerun matches finished rows by
+DONE, QUOTE = "done", "quoted"
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A number printed in the paper (percent), its +- where given, the dataset it is on."""
+
+    pct: float
+    data: str
+    pm: Optional[float] = None
+
+    def __str__(self) -> str:
+        return f"{self.pct:.2f}%" + (f" ±{self.pm:.2f}" if self.pm is not None else "") + " (paper)"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """An accuracy (percent) measured here on `data` at budget `tag` ('smoke', 'paper', ...)."""
+
+    pct: float
+    data: str
+    tag: str
+
+    def __str__(self) -> str:
+        if self.tag == "paper":
+            return f"{self.pct:.2f}%"
+        return f"{self.pct:.2f}% ({self.tag}, {self.data})"
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A row without a result, and why."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"not run: {self.reason}"
+
+
+class Quoted:
+    """The "ours" cell of a peer method's row: the paper's number is only quoted."""
+
+    def __str__(self) -> str:
+        return "- (peer method: not run here)"
+
+
+QUOTED = Quoted()
+Ours = Union[Measured, NotRun, Quoted]
+
+
+def difference(paper: Optional[Paper], ours: Ours) -> str:
+    """ours - paper in percentage points, only when both are accuracies on the same dataset."""
+    if paper is None or not isinstance(ours, Measured):
+        return ""
+    if ours.data != paper.data:
+        return f"n/a ({ours.tag} run on {ours.data}, paper on {paper.data})"
+    return f"{ours.pct - paper.pct:+.2f} pp"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultsTable:
+    """<out>/<script>-<budget tag>.{csv,md}: the COLUMNS, then the script's extra columns.
+
+    Rows are added in order and the files rewritten after each; until `close()`, the finished rows
+    of the previous files not added again yet stay in them, so a run killed at any point loses no
+    finished row. `finished(row_id, run_id)` returns a finished row of the previous files to reuse.
+    """
+
+    def __init__(self, out: Path, script: str, budget: Budget, title: str, extra: list[str], notes: list[str],
+                 command: str):
+        self.stem = f"{script}-{budget.tag}"
+        self.csv, self.md = Path(out) / f"{self.stem}.csv", Path(out) / f"{self.stem}.md"
+        self.budget, self.title, self.extra, self.notes = budget, title, list(extra), list(notes)
+        self.command = command
+        self.rows: list[dict] = []
+        self.sha = git_sha()
+        self._previous = self._read_previous()
+
+    def _read_previous(self) -> dict:
+        if not self.csv.is_file():
+            return {}
+        frame = pd.read_csv(self.csv, dtype=str, keep_default_na=False)
+        if not set(KEYS) <= set(frame.columns):
+            return {}
+        return {(r["row id"], r["run id"]): r for r in frame.to_dict("records") if r["status"] == DONE}
+
+    def finished(self, row_id: str, run_id: str) -> Optional[dict]:
+        """The previous files' finished row for this id and run settings, or None."""
+        return self._previous.get((row_id, run_id))
+
+    def add(self, row_id: str, run_id: str, *, row: str, paper: Optional[Paper], ours: Ours,
+            epochs="", wall="", images="", device="", **extra) -> dict:
+        """Append a row (cells formatted here) and rewrite the files; extra: the script's columns."""
+        if paper is not None and not isinstance(paper, Paper):
+            raise TypeError(f"paper value must be a Paper (a number printed in the paper) or None, "
+                            f"got {type(paper).__name__}")
+        if not isinstance(ours, (Measured, NotRun, Quoted)):
+            raise TypeError(f"ours must be Measured (measured here), NotRun or QUOTED, got {type(ours).__name__}: "
+                            f"a paper number never goes in the ours column")
+        unknown = set(extra) - set(self.extra)
+        if unknown:
+            raise ValueError(f"unknown extra columns {sorted(unknown)}; this table has {self.extra}")
+        status = DONE if isinstance(ours, Measured) else QUOTE if isinstance(ours, Quoted) else "not run"
+        cells = {"row": row, "paper value": "" if paper is None else str(paper), "ours": str(ours),
+                 "difference": difference(paper, ours), "epochs": epochs, "wall time": wall, "images/s": images,
+                 "device": device, "budget": self.budget.tag if not isinstance(ours, Quoted) else "",
+                 "git sha": self.sha if isinstance(ours, Measured) else "",
+                 **{c: extra.get(c, "") for c in self.extra}, "row id": row_id, "run id": run_id, "status": status}
+        return self.keep(cells)
+
+    def keep(self, cells: dict) -> dict:
+        """Append an already formatted row (a finished row of the previous files) and rewrite the files."""
+        self.rows.append({c: str(cells.get(c, "")) for c in COLUMNS + self.extra + KEYS})
+        self.write()
+        return self.rows[-1]
+
+    def frame(self, pending: bool = False) -> pd.DataFrame:
+        """The rows added so far; pending: then the previous files' finished rows not added again."""
+        added = {r["row id"] for r in self.rows}
+        rest = [r for r in self._previous.values() if r["row id"] not in added] if pending else []
+        return pd.DataFrame(self.rows + rest, columns=COLUMNS + self.extra + KEYS)
+
+    def markdown(self, columns: Optional[list[str]] = None, pending: bool = False) -> str:
+        """The table as markdown: `columns`, or all but the CSV-only key columns."""
+        return self.frame(pending)[columns or COLUMNS + self.extra].to_markdown(index=False)
+
+    def close(self) -> None:
+        """Write the files with exactly the rows added (previous rows not reused are dropped)."""
+        self.write(pending=False)
+
+    def write(self, pending: bool = True) -> None:
+        """Rewrite the CSV and the markdown (on torchrun rank 0 only); see the class docstring."""
+        if not is_main():
+            return
+        _write_atomic(self.csv, self.frame(pending).to_csv(index=False))
+        when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        lines = [f"# {self.title}", "", f"**Budget `{self.budget.tag}`**: {self.budget.description}.", "",
+                 self.markdown(pending=pending), "", *[f"- {n}" for n in self.notes], "",
+                 f"Written {when} by `{self.command}` at git {self.sha}."]
+        _write_atomic(self.md, "\n".join(lines) + "\n")
