@@ -1,7 +1,7 @@
 """Turn a pytest-benchmark JSON file into a long-format CSV, a markdown table of speed-ups and
 PNG plots.
 
-    python bench/report.py results.json --out bench/results --name cpu-2026-11-28
+    python bench/report.py results.json [more.json ...] --out bench/results --name cpu-2026-11-28
 
 Writes <out>/<name>.csv (one row per benchmark: kernel, provider, mode, T, N, dtype, median and
 quartiles, GB/s, device, versions, git sha), <out>/<name>.md and <out>/<name>-*.png.
@@ -153,12 +153,12 @@ def plot(df: pd.DataFrame, path: Path) -> bool:
 
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("json", type=Path, help="a file written by pytest --benchmark-json")
+    parser.add_argument("json", type=Path, nargs="+", help="files written by pytest --benchmark-json")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--name", required=True, help="file stem, e.g. <device>-<date>")
     parser.add_argument("--readme", type=Path, help="also write the summary into this README's bench-table section")
     args = parser.parse_args(argv)
-    df = load(args.json)
+    df = pd.concat([load(path) for path in args.json], ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out / f"{args.name}.csv", index=False)
     (args.out / f"{args.name}.md").write_text(markdown(df))
