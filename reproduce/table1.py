@@ -99,10 +99,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                   **{"warm start": warm})
         print(f"  {row.id}: ours {ours}", flush=True)
 
-    def run_id(row: Row) -> str:
-        return Path(config(row.setting, budget, args.data_root, args.runs, "-warm" if row.warm else "").out).name
+    def run_dir(row: Row) -> Path:
+        return Path(config(row.setting, budget, args.data_root, args.runs, "-warm" if row.warm else "").out)
 
-    walk(ROWS, selected, table, run_id, compute)
+    walk(ROWS, selected, table, run_dir, compute)
     return finish(table, PRINTED)
 
 

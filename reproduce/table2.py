@@ -170,14 +170,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"  {row.id}: ours {ours}; Dspike selection {dspike.get('Dspike/epoch (measured)')} per epoch",
               flush=True)
 
-    def run_id(row: Row) -> str:
-        return Path(config(row.setting, budget, args.data_root, args.runs).out).name
+    def run_dir(row: Row) -> Path:
+        return Path(config(row.setting, budget, args.data_root, args.runs).out)
 
     for data, peers in PEERS.items():
         for method, kind, arch, T, acc in peers:
             table.add(f"peer:{data}:{method}:{arch}:T{T}", "", row=f"{data} · {method} · {arch} · T={T} [quoted]",
                       paper=Paper(acc, data), ours=QUOTED, type=kind)
-        walk([r for r in ROWS if r.data == data], selected, table, run_id, compute)
+        walk([r for r in ROWS if r.data == data], selected, table, run_dir, compute)
     return finish(table, PRINTED)
 
 

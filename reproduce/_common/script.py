@@ -28,13 +28,16 @@ def start(script: str, description: str, argv: Optional[list[str]], ids: list[st
     return args, budget, select(ids, args.rows)
 
 
-def walk(rows: list, selected: list[str], table: ResultsTable, run_id: Callable[[object], str],
+def walk(rows: list, selected: list[str], table: ResultsTable, run_dir: Callable[[object], Path],
          compute: Callable[[object, str], None]) -> None:
     """For each row (an object with an .id) in order: reuse the finished row of the previous files
-    with the same run id, else compute(row, run id) when selected (it adds the row), else skip it."""
+    with the same run id (the run folder's name) when that run folder exists on this machine, else
+    compute(row, run id) when selected (it adds the row), else skip it. Rows finished elsewhere (the
+    committed results of a fresh clone) are measured again here."""
     for row in rows:
-        key = run_id(row)
-        previous = table.finished(row.id, key)
+        folder = run_dir(row)
+        key = folder.name
+        previous = table.finished(row.id, key) if folder.exists() else None
         if previous is not None:
             table.keep(previous)
             print(f"  {row.id}: finished in {table.csv.name}, reused", flush=True)
