@@ -86,8 +86,9 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
                 bits[t, a // 8:_cdiv(b, 8)].copy_(pack_bits(o.bool()))
             u_prev = u
     u_mean = sums.sum() / (T * N)
-    saved = {None: None, "exact": lambda: (u_all,), "compact": lambda: (u_half, bits)}[save]
-    return (saved() if saved else None), u_mean
+    if save == "compact":
+        return (u_half, bits), u_mean
+    return (None if save is None else (u_all,)), u_mean
 
 
 def _surrogate_grad_times(G: torch.Tensor, u: torch.Tensor, p: LIFParams, out: torch.Tensor,
