@@ -9,7 +9,7 @@ cosine-similar to the finite-difference one. The finite difference only picks b.
 
 Defaults (the Dspike paper does not state them, see ../shared/paper/NOTES.md sec. 4):
   B0 = 3.0   the fixed temperature of the IM-Loss authors' released Dspike code.
-  DB = 0.5   large enough to change the surrogate's shape (the centre-to-threshold gradient
+  DB = 0.5   large enough to change the surrogate's shape (the centre-to-edge gradient
              ratio cosh^2(b/2) is 3.6 / 5.5 / 8.8 at b = 2.5 / 3 / 3.5), so a per-epoch step
              can move b across 1..10 within about 20 epochs.
   EPS = 1e-2 about 5% of a 3x3x3 stem's kaiming-uniform weight bound (1/sqrt(27) = 0.19): the

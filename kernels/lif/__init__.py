@@ -53,7 +53,7 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
     surrogate (spike backward), alpha its runtime parameter:
       'tanh'   d/du [0.5 tanh(alpha (u - vth)) + 0.5]  (ESG sets alpha = K(i), eq. 13-15)
       'rect'   1/alpha on |u - vth| < alpha/2           (tdBN's rectangular)
-      'dspike' Dspike of temperature b = alpha on u / vth
+      'dspike' Dspike of temperature b = alpha on x = u / (2 vth): window 0 <= u <= 2 vth, centred on vth
     detach_reset: stop the gradient through o(t-1) in the reset term.
     backend: 'naive' (autograd loop, the reference), 'torch' (fused CPU path), 'triton'
     (CUDA, or CPU under TRITON_INTERPRET=1), 'auto' (triton on CUDA, torch elsewhere).

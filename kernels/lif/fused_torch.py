@@ -100,7 +100,7 @@ def _surrogate_grad_times(G: torch.Tensor, u: torch.Tensor, p: LIFParams, out: t
     if p.surrogate == "rect":
         torch.lt(torch.sub(u, p.vth, out=tmp).abs_(), p.alpha / 2, out=window)
         return torch.mul(G, window, out=out).mul_(1 / p.alpha)
-    torch.div(u, p.vth, out=tmp)
+    torch.div(u, 2 * p.vth, out=tmp)
     torch.ge(tmp, 0, out=window).mul_(tmp <= 1)
     tmp.sub_(0.5).mul_(p.alpha).tanh_().square_()
     return torch.addcmul(G, G, tmp, value=-1, out=out).mul_(window).mul_(p.dspike_scale)

@@ -83,7 +83,7 @@ def _surrogate_grad(u, vth, alpha, dspike_scale, SURROGATE: tl.constexpr):
     elif SURROGATE == 1:
         return tl.where(tl.abs(u - vth) < 0.5 * alpha, 1.0 / alpha, 0.0)
     else:
-        x = u / vth
+        x = u / (2.0 * vth)
         z = 2.0 * alpha * (x - 0.5)
         g = 4.0 * dspike_scale * tl.sigmoid(z) * tl.sigmoid(-z)
         return tl.where((x >= 0.0) & (x <= 1.0), g, 0.0)

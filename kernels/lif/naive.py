@@ -20,7 +20,8 @@ def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
 
     tanh: 0.5 tanh(alpha (u - vth)) + 0.5 (paper eq. 13-14).
     rect: linear ramp of slope 1/alpha on |u - vth| < alpha/2 (strict), a step outside.
-    dspike: (tanh(b (u/vth - 1/2)) + tanh(b/2)) / (2 tanh(b/2)) on 0 <= u/vth <= 1, a step outside.
+    dspike: (tanh(b (x - 1/2)) + tanh(b/2)) / (2 tanh(b/2)) with x = u / (2 vth) on 0 <= x <= 1, a
+    step outside (Li et al. 2021: the soft step's midpoint x = 1/2 is the firing point u = vth).
     """
     if p.surrogate == "tanh":
         return 0.5 * torch.tanh(p.alpha * (u - p.vth)) + 0.5
@@ -29,7 +30,7 @@ def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
         inside = (u - p.vth).abs() < p.alpha / 2
         return torch.where(inside, (u - p.vth) / p.alpha + 0.5, step)
     b = p.alpha
-    x = u / p.vth
+    x = u / (2 * p.vth)
     inside = (x >= 0) & (x <= 1)
     ramp = (torch.tanh(b * (x - 0.5)) + math.tanh(b / 2)) / (2 * math.tanh(b / 2))
     return torch.where(inside, ramp, step)

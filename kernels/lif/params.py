@@ -49,9 +49,11 @@ class LIFParams:
         if not isinstance(self.detach_reset, bool):
             raise TypeError(f"detach_reset must be a bool, got {self.detach_reset!r}")
         if self.surrogate == "dspike" and self.vth <= 0.0:
-            raise ValueError(f"surrogate='dspike' works on u / vth and needs vth > 0, got vth={self.vth}")
+            raise ValueError(f"surrogate='dspike' works on u / (2 vth) and needs vth > 0, got vth={self.vth}")
 
     @property
     def dspike_scale(self) -> float:
-        """b / (2 tanh(b/2) vth): the Dspike gradient is this times 1 - tanh^2(b (u/vth - 1/2))."""
-        return self.alpha / (2.0 * math.tanh(self.alpha / 2.0) * self.vth)
+        """b / (2 tanh(b/2) * 2 vth): the Dspike gradient dS/du is this times
+        1 - tanh^2(b (u / (2 vth) - 1/2)) on 0 <= u <= 2 vth (Dspike's x = u / (2 vth), whose
+        midpoint x = 1/2 is the firing point u = vth), 0 outside."""
+        return self.alpha / (2.0 * math.tanh(self.alpha / 2.0) * 2.0 * self.vth)

@@ -36,7 +36,7 @@ def _gradient_scale(rdx, grad_spikes, params) -> float:
     scale = rdx.double().abs().max().item()
     if grad_spikes is not None:
         p = LIFParams(**params)
-        peak = surrogate_grad(torch.tensor([p.vth, p.vth / 2], dtype=torch.float64), p).max().item()
+        peak = surrogate_grad(torch.tensor([p.vth], dtype=torch.float64), p).item()  # every surrogate peaks at vth
         scale = max(scale, peak * grad_spikes.double().abs().max().item())
     return scale
 

@@ -249,9 +249,26 @@ class _SurrogatePhi(torch.autograd.Function):
 @pytest.mark.parametrize(("surrogate", "alpha"), [("tanh", 1.0), ("tanh", 7.5), ("dspike", 3.0), ("dspike", 0.7)])
 def test_gradcheck_smooth_surrogates(surrogate, alpha):
     p = LIFParams(surrogate=surrogate, alpha=alpha, vth=0.6)
-    lo, hi = (-1.0, 2.0) if surrogate == "tanh" else (0.01, 0.59)  # Dspike is smooth inside (0, vth)
+    lo, hi = (-1.0, 2.0) if surrogate == "tanh" else (0.01, 1.19)  # Dspike is smooth inside (0, 2 vth)
     u = torch.linspace(lo, hi, 97, dtype=torch.float64).requires_grad_()
     assert torch.autograd.gradcheck(lambda u: _SurrogatePhi.apply(u, p), (u,))
+
+
+# Dspike (Li et al. 2021) on x = u / (2 vth), b = 3: values from the issue's hand computation
+# b (1 - tanh^2(b (x - 1/2))) / (2 tanh(b / 2)) / (2 vth), 0 outside 0 <= u <= 2 vth.
+DSPIKE_B3 = {0.5: ([-0.01, 0.0, 0.25, 0.5, 0.75, 1.0, 1.01], [0.0, 0.2995, 0.9887, 1.6572, 0.9887, 0.2995, 0.0]),
+             1.0: ([1.0], [0.8286])}
+
+
+@pytest.mark.parametrize("vth", sorted(DSPIKE_B3))
+@pytest.mark.parametrize("backend", ["naive", "torch", "triton"])
+def test_dspike_surrogate_is_centred_on_the_threshold(backend, vth):
+    """T = 1, upstream spike gradient 1: dL/dx is the surrogate derivative at u = x."""
+    u, expected = DSPIKE_B3[vth]
+    x = torch.tensor(u, dtype=torch.float32)[None].requires_grad_()
+    spikes, _ = lif_scan(x, vth=vth, surrogate="dspike", alpha=3.0, backend=backend)
+    spikes.sum().backward()
+    torch.testing.assert_close(x.grad[0], torch.tensor(expected), atol=6e-5, rtol=0)
 
 
 @pytest.mark.parametrize("surrogate", ["tanh", "rect", "dspike"])

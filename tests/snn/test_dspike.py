@@ -29,17 +29,18 @@ class TwoWeightNet(nn.Module):
 
 @pytest.mark.parametrize("best", [B - DB, B, B + DB])
 def test_picks_the_temperature_whose_surrogate_matches_the_finite_difference(best):
-    """Channel 1 drives 8 neurons sitting at the threshold (u/vth = 1) with input 1; channel 2
-    drives 8 neurons at u/vth = 0.9 with input a. With eps = 0.2 every neuron flips under both
-    perturbations, so the finite-difference gradient is proportional to (8, 8). The Dspike
-    gradient is proportional to (8 g_b(1), 8 a g_b(0.9)), whose direction matches it exactly
-    when a = cosh^2(0.4 b) / cosh^2(0.5 b), i.e. at b = best; the ratio is monotone in b."""
+    """Channel 1 drives 8 neurons sitting at the threshold (u = vth, Dspike's x = u / (2 vth) = 1/2)
+    with input 1; channel 2 drives 8 neurons at u = 0.2 vth (x = 0.1) with input a. With eps = 0.2
+    every neuron flips under both perturbations, so the finite-difference gradient is proportional
+    to (8, 8). The Dspike gradient is proportional to (8 g_b(1/2), 8 a g_b(0.1)) with
+    g_b(x) ~ 1 / cosh^2(b (x - 1/2)), whose direction matches it exactly when a = cosh^2(0.4 b),
+    i.e. at b = best; the ratio is monotone in b."""
     vth = 0.5
-    a = math.cosh(0.4 * best) ** 2 / math.cosh(0.5 * best) ** 2
+    a = math.cosh(0.4 * best) ** 2
     x = torch.zeros(1, 1, 2, 4, 4)  # [T, B, C, H, W]
     x[0, 0, 0, :2] = 1.0
     x[0, 0, 1, 2:] = a
-    model = TwoWeightNet(vth, 0.9 * vth / a, B)
+    model = TwoWeightNet(vth, 0.2 * vth / a, B)
     choice = select_temperature(model, x, torch.zeros(1), lambda out, _: out.sum(), b=B, db=DB, eps=0.2)
     assert choice.b == best
     assert choice.similarity[best] == pytest.approx(1.0, abs=1e-6)
