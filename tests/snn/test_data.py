@@ -16,7 +16,7 @@ from PIL import Image
 from snn.data import (DATASETS, DatasetCorrupt, DatasetNotFound, build_datasets, dataset_options, holdout_split,
                       make_loader)
 from snn.data import cifar10_dvs
-from snn.data.aedat import decode_dvs128, read_aedat
+from snn.data.aedat import decode_dvs128, read_aedat, read_dvs128
 from snn.data.frames import FlipRoll, events_to_frames, slice_bounds
 
 DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -243,8 +243,8 @@ def test_imagenet_class_mismatch_and_missing(tmp_path):
 def test_read_aedat_returns_the_records_and_decodes_addresses(tmp_path):
     path = tmp_path / "a.aedat"
     write_aedat(path, [0, 5, 127], [0, 9, 127], [0, 1, 1], t=[10, 20, 4_000_000_000])
-    addr, t = read_aedat(path)
-    assert t.tolist() == [10, 20, 4_000_000_000]
+    addr, t, chip = read_aedat(path)
+    assert t.tolist() == [10, 20, 4_000_000_000] and chip is None
     assert addr.tolist() == [(127 << 8) | (127 << 1) | 1, (122 << 8) | (118 << 1), 0]
     x, y, p = decode_dvs128(addr)
     assert (x.tolist(), y.tolist(), p.tolist()) == ([0, 5, 127], [0, 9, 127], [0, 1, 1])
@@ -256,13 +256,16 @@ def test_read_aedat_returns_the_records_and_decodes_addresses(tmp_path):
 def test_read_aedat_rejects_other_formats(tmp_path):
     path = tmp_path / "v3.aedat"
     path.write_bytes(b"#!AER-DAT3.1\r\n" + bytes(16))
-    with pytest.raises(ValueError, match="version 3.1"):
+    with pytest.raises(DatasetCorrupt, match="v3.aedat: unsupported version AER-DAT 3.1"):
         read_aedat(path)
     path.write_bytes(bytes(16))
-    with pytest.raises(ValueError, match="no '#!AER-DAT' version line"):
+    with pytest.raises(DatasetCorrupt, match="unsupported file: its header has no '#!AER-DAT' version line"):
         read_aedat(path)
     path.write_bytes(b"#!AER-DAT2.0\r\n" + bytes(12))
-    with pytest.raises(ValueError, match="multiple of the 8-byte"):
+    with pytest.raises(DatasetCorrupt, match="multiple of the 8-byte.*truncated"):
+        read_aedat(path)
+    path.write_bytes(b"#!AER-DAT2.0\r\n# This is a raw AE da")  # cut inside the header
+    with pytest.raises(DatasetCorrupt, match="no end of line: the file is truncated"):
         read_aedat(path)
 
 
@@ -344,7 +347,7 @@ def test_cifar10_dvs_split_shapes_and_counts(dvs_root, tmp_path):
     assert got == {c: list(range(t, n)) for c, (n, t) in enumerate(zip(FILES_PER_CLASS, n_train))}
     # per-polarity totals match the file
     path = dvs_root / "cifar10-dvs" / "automobile" / "cifar10_automobile_10.aedat"
-    _, _, p = decode_dvs128(read_aedat(path)[0])
+    _, _, p, _ = read_dvs128(path)
     x, y = test[int(np.flatnonzero(test.targets == 1)[1])]
     assert [x[:, c].sum().item() for c in (0, 1)] == [(p == 0).sum(), (p == 1).sum()]
 
@@ -359,7 +362,7 @@ def test_cifar10_dvs_default_frames_size_and_augmentation(dvs_root):
     torch.manual_seed(1)
     j = int(train.indices[-1])
     assert any(not torch.equal(train[len(train) - 1][0], train.base[j][0]) for _ in range(10))
-    assert (dvs_root / "cifar10-dvs" / "frames_cache" / "frames10_count_48px_v1").is_dir()
+    assert (dvs_root / "cifar10-dvs" / "frames_cache" / "frames10_count_48px_bilinear_v2").is_dir()
 
 
 def test_cifar10_dvs_reuses_the_cache(dvs_root, tmp_path, monkeypatch):
@@ -367,13 +370,14 @@ def test_cifar10_dvs_reuses_the_cache(dvs_root, tmp_path, monkeypatch):
     _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache)
     first = test[0][0]
     stored = list(cache.rglob("*.pt"))
-    assert [f.relative_to(cache).as_posix() for f in stored] == ["frames3_count_48px_v1/airplane/cifar10_airplane_9.pt"]
+    assert [f.relative_to(cache).as_posix() for f in stored] == [
+        "frames3_count_48px_bilinear_v2/airplane/cifar10_airplane_9.pt"]
     assert not list(cache.rglob("*.tmp"))
 
     def no_reading(path):
         raise AssertionError(f"read {path} although its frames are cached")
 
-    monkeypatch.setattr(cifar10_dvs, "read_aedat", no_reading)
+    monkeypatch.setattr(cifar10_dvs, "read_dvs128", no_reading)
     _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache)
     assert torch.equal(test[0][0], first)
     # other preprocessing parameters use another cache folder, so the file is read again
@@ -447,7 +451,7 @@ def test_build_datasets_rejects_bad_arguments(tmp_path):
         build_datasets("digits", val_fraction=1.0)
     with pytest.raises(TypeError, match="size must be an int"):
         build_datasets("digits", size=16.0)
-    assert dataset_options("cifar10-dvs") == ("size", "max_roll", "cache_dir")
+    assert dataset_options("cifar10-dvs") == ("size", "max_roll", "cache_dir", "resize")
 
 
 def test_make_loader_batches_and_orders():
