@@ -152,11 +152,11 @@ def cache_key(frames: int, size: int, resize: str = "bilinear") -> str:
 
 
 def check_cifar10_dvs(name: str, root: Path) -> tuple[int, list[str]]:
-    """Read every .aedat file of the dataset once: (files checked, one message per bad file)."""
+    """Read every .aedat file of the dataset once: (files checked, one message per bad file, by class and index)."""
     folder = find_cifar10_dvs(root)
     train, test = split_files(folder)
     bad = []
-    for path, _ in train + test:
+    for path, _ in sorted(train + test, key=lambda file_label: file_label[1]):  # stable: index order per class
         try:
             load_events(path)
         except DatasetCorrupt as e:
