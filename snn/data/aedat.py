@@ -27,14 +27,20 @@ _VERSION = re.compile(rb"^#!AER-DAT(\d+)\.(\d+)")
 _CHIP = re.compile(rb"^#\s*AEChip\s*[:=]\s*(?:class\s+)?(\S+)", re.IGNORECASE)
 
 
-def read_aedat(path) -> tuple[np.ndarray, np.ndarray, Optional[str]]:
-    """Raw records of an AER-DAT 2.x file: (addresses [N] uint32, timestamps [N] uint32 in us, chip).
+def read_aedat(path) -> tuple[np.ndarray, np.ndarray]:
+    """Raw records of an AER-DAT 2.x file, whatever its camera: (addresses [N] uint32, timestamps [N] uint32 in us).
 
-    Records are in file order. chip: the class name in the header's AEChip line (the part after
-    the last '.', e.g. 'DVS128' or 'Davis240C'), None when the header has none.
-    Raises DatasetCorrupt naming the file for another AER-DAT version (1.0, 3.x, 4.x: unsupported),
-    a header cut off before its end, or event bytes that are not whole 8-byte records (a truncated file).
+    Records are in file order. Raises DatasetCorrupt naming the file for another AER-DAT version
+    (1.0, 3.x, 4.x: unsupported), a header cut off before its end, or event bytes that are not whole
+    8-byte records (a truncated file). read_dvs128 also checks that the file is from a DVS128.
     """
+    addr, t, _ = _read_records(path)
+    return addr, t
+
+
+def _read_records(path) -> tuple[np.ndarray, np.ndarray, Optional[str]]:
+    """read_aedat's records and the chip: the class name in the header's AEChip line (the part after
+    the last '.', e.g. 'DVS128' or 'DAVIS240C'), None when the header has none."""
     path = Path(path)
     data = path.read_bytes()
     pos = 0
@@ -86,7 +92,7 @@ def read_dvs128(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     another chip (e.g. a DAVIS), or an address with a bit above 15 set (e.g. DAVIS's 0x190C8800),
     besides read_aedat's errors.
     """
-    addr, t, chip = read_aedat(path)
+    addr, t, chip = _read_records(path)
     if chip is not None and not any(name.lower() in chip.lower() for name in DVS128_CHIPS):
         raise DatasetCorrupt(f"{path}: recorded with the chip {chip!r} (its AEChip header line), not a DVS128; "
                              f"only DVS128 files (CIFAR10-DVS) are read")

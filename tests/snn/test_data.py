@@ -244,8 +244,8 @@ def test_imagenet_class_mismatch_and_missing(tmp_path):
 def test_read_aedat_returns_the_records_and_decodes_addresses(tmp_path):
     path = tmp_path / "a.aedat"
     write_aedat(path, [0, 5, 127], [0, 9, 127], [0, 1, 1], t=[10, 20, 4_000_000_000])
-    addr, t, chip = read_aedat(path)
-    assert t.tolist() == [10, 20, 4_000_000_000] and chip is None
+    addr, t = read_aedat(path)
+    assert t.tolist() == [10, 20, 4_000_000_000]
     assert addr.tolist() == [(127 << 8) | (127 << 1) | 1, (122 << 8) | (118 << 1), 0]
     x, y, p = decode_dvs128(addr)
     assert (x.tolist(), y.tolist(), p.tolist()) == ([0, 5, 127], [0, 9, 127], [0, 1, 1])
