@@ -16,5 +16,5 @@ from .loader import make_loader
 from .scan import check_dataset
 from .split import TransformedSubset, holdout_split
 
-__all__ = ["build_datasets", "check_dataset", "dataset_options", "make_loader", "holdout_split", "DATASETS", "DEFAULT_FRAMES",
-           "DEFAULT_ROOT", "DatasetInfo", "DatasetNotFound", "DatasetCorrupt", "TransformedSubset"]
+__all__ = ["build_datasets", "check_dataset", "dataset_options", "make_loader", "holdout_split", "DATASETS",
+           "DEFAULT_FRAMES", "DEFAULT_ROOT", "DatasetInfo", "DatasetNotFound", "DatasetCorrupt", "TransformedSubset"]

@@ -597,7 +597,8 @@ def test_a_corrupt_file_in_a_loader_worker_keeps_its_one_line_message(imagenet_r
     _, _, test, _ = build_datasets("imagenet", root=imagenet_root, val_fraction=0.0, size=16)
     with pytest.raises(DatasetCorrupt) as caught:
         list(make_loader(test, 2, train=False, workers=1))
-    assert str(caught.value).startswith(f"imagenet: {garbage} is not a readable image") and "\n" not in str(caught.value)
+    message = str(caught.value)
+    assert message.startswith(f"imagenet: {garbage} is not a readable image") and "\n" not in message
 
 
 def test_training_cli_exits_2_naming_a_corrupt_file(tmp_path, capsys):
