@@ -131,4 +131,35 @@ def build_cifar(name: str, root: Path, download: bool, *, verify: bool = True) -
     )
 
 
-__all__ = ["build_cifar", "CIFARImages", "SPECS"]
+def check_cifar(name: str, root: Path, *, verify: bool = True) -> tuple[int, list[str]]:
+    """Read every file of the dataset once: (files checked, one message per bad file).
+
+    A file is bad when missing, when it differs from the official md5 (verify=True), or when it is not
+    a readable CIFAR pickle. Raises DatasetNotFound when none of the files is there.
+    """
+    check_bool("verify", verify)
+    cls, label_key, _, _, _ = SPECS[name]
+    folder = root / cls.base_folder
+    files = _files(cls)
+    if not any((folder / f).is_file() for f, _ in files):
+        raise DatasetNotFound(f"{name}: looked in {folder} and found none of its files; pass --download to "
+                              f"python -m snn.train to fetch {cls.filename} from {cls.url}, or extract it into {root}")
+    batches = {f for f, _ in cls.train_list + cls.test_list}
+    bad = []
+    for f, md5 in files:
+        path = folder / f
+        try:
+            if not path.is_file():
+                raise DatasetCorrupt(f"{path} is missing")
+            if verify and not check_integrity(str(path), md5):
+                raise DatasetCorrupt(f"{path} does not match the official md5 {md5}")
+            if f in batches:
+                _read_batches(folder, [f], label_key)
+            else:
+                _unpickle(path)
+        except DatasetCorrupt as e:
+            bad.append(str(e))
+    return len(files), bad
+
+
+__all__ = ["build_cifar", "check_cifar", "CIFARImages", "SPECS"]

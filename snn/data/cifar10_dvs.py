@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -18,14 +19,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .aedat import decode_dvs128, read_aedat
+from .aedat import read_dvs128
 from .checks import check_int
-from .errors import DatasetNotFound
-from .frames import FlipRoll, events_to_frames
+from .errors import DatasetCorrupt, DatasetNotFound
+from .frames import RESIZES, FlipRoll, events_to_frames
 from .info import DatasetInfo, Parts
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-CACHE_VERSION = 1  # bump when the frames for the same parameters change (decoding, slicing, resize)
+CACHE_VERSION = 2  # bump when the frames for the same parameters change (decoding, slicing, resize)
 _INDEX = re.compile(r"_(\d+)\.aedat$")
 
 
@@ -49,7 +50,7 @@ def class_files(folder: Path) -> list[Path]:
             continue
         match = _INDEX.search(path.name)
         if match is None:
-            raise ValueError(f"{path}: expected a name ending in _<index>.aedat, as cifar10_<class>_<i>.aedat")
+            raise DatasetCorrupt(f"{path}: expected a name ending in _<index>.aedat, as cifar10_<class>_<i>.aedat")
         indexed.append((int(match.group(1)), path))
     return [path for _, path in sorted(indexed)]
 
@@ -83,18 +84,35 @@ def _save_atomic(tensor: torch.Tensor, path: Path) -> None:
         raise
 
 
+def load_events(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel events (x, y, p) of one CIFAR10-DVS file (aedat.read_dvs128), each [N] int64, N >= 1.
+
+    Raises DatasetCorrupt naming the file when read_dvs128 rejects it or it holds no pixel event
+    (every recording of the release has many; an empty one is cut off or not a recording).
+    """
+    x, y, p, _ = read_dvs128(path)
+    if x.size == 0:
+        raise DatasetCorrupt(f"{path}: no pixel events after the header: the file is truncated or empty")
+    return x, y, p
+
+
 class EventFrames(Dataset):
     """(frames [frames, 2, size, size] float32, label) per event file, computed once and cached.
 
     The cache holds one .pt per file at cache_dir/<class>/<file stem>.pt, written atomically (a
     temporary file, then os.replace), so concurrent loader workers or ranks never read a partial file.
+    A cache file that cannot be read, or holds anything but a float32 [frames, 2, size, size] tensor,
+    is rebuilt from its .aedat file with a warning naming both. Raises DatasetCorrupt naming the
+    .aedat file when that file is bad (see load_events).
     """
 
-    def __init__(self, files: list[tuple[Path, int]], frames: int, size: int, cache_dir: Path):
+    def __init__(self, files: list[tuple[Path, int]], frames: int, size: int, cache_dir: Path,
+                 resize: str = "bilinear"):
         self.files = files
         self.frames = frames
         self.size = size
         self.cache_dir = cache_dir
+        self.resize = resize
 
     def __len__(self) -> int:
         return len(self.files)
@@ -103,45 +121,79 @@ class EventFrames(Dataset):
         path, label = self.files[i]
         cached = self.cache_dir / CLASSES[label] / (path.stem + ".pt")
         if cached.is_file():
-            return torch.load(cached, weights_only=True), label
-        addr, _ = read_aedat(path)
-        frames = events_to_frames(*decode_dvs128(addr), frames=self.frames, size=self.size)
+            frames = self._load_cached(cached, path)
+            if frames is not None:
+                return frames, label
+        frames = events_to_frames(*load_events(path), frames=self.frames, size=self.size, resize=self.resize)
         cached.parent.mkdir(parents=True, exist_ok=True)
         _save_atomic(frames, cached)
         return frames, label
 
+    def _load_cached(self, cached: Path, source: Path) -> Optional[torch.Tensor]:
+        """The cached frames, or None (after a warning) when the cache file is unreadable or wrong."""
+        shape = (self.frames, 2, self.size, self.size)
+        try:
+            frames = torch.load(cached, weights_only=True)
+        except Exception as e:  # torch.load raises RuntimeError, EOFError, UnpicklingError, ... on a bad file
+            problem = f"cannot be read ({type(e).__name__}: {e})"
+        else:
+            if isinstance(frames, torch.Tensor) and frames.dtype == torch.float32 and tuple(frames.shape) == shape:
+                return frames
+            got = (f"a {frames.dtype} tensor of shape {tuple(frames.shape)}" if isinstance(frames, torch.Tensor)
+                   else f"a {type(frames).__name__}")
+            problem = f"holds {got}, not float32 frames of shape {shape}"
+        warnings.warn(f"frame cache {cached} {problem}; rebuilding it from {source}", stacklevel=2)
+        return None
 
-def cache_key(frames: int, size: int) -> str:
+
+def cache_key(frames: int, size: int, resize: str = "bilinear") -> str:
     """Cache folder name for one set of preprocessing parameters."""
-    return f"frames{frames}_count_{size}px_v{CACHE_VERSION}"
+    return f"frames{frames}_count_{size}px_{resize}_v{CACHE_VERSION}"
+
+
+def check_cifar10_dvs(name: str, root: Path) -> tuple[int, list[str]]:
+    """Read every .aedat file of the dataset once: (files checked, one message per bad file, by class and index)."""
+    folder = find_cifar10_dvs(root)
+    train, test = split_files(folder)
+    bad = []
+    for path, _ in sorted(train + test, key=lambda file_label: file_label[1]):  # stable: index order per class
+        try:
+            load_events(path)
+        except DatasetCorrupt as e:
+            bad.append(str(e))
+    return len(train) + len(test), bad
 
 
 def build_cifar10_dvs(name: str, root: Path, download: bool, *, frames: int, size: int = 48,
-                      max_roll: int = 5, cache_dir: Optional[str] = None) -> Parts:
+                      max_roll: int = 5, cache_dir: Optional[str] = None, resize: str = "bilinear") -> Parts:
     """CIFAR10-DVS as frames [frames, 2, size, size] of per-polarity event counts.
 
     Each file's events (in file order, which is time order) are cut into `frames` slices of equal
     event count, counted per polarity on the 128 x 128 sensor and resized to size x size.
+    resize: how, one of frames.RESIZES (see frames.resize_counts): 'bilinear' (antialiased, on the
+    counts; the default), 'nearest', or 'tet-pil' (TET's 8-bit PIL path).
     Train augmentation: FlipRoll(max_roll). cache_dir: where the frames are cached (default
-    <dataset dir>/frames_cache); a sub-folder named by cache_key(frames, size) keeps settings apart.
+    <dataset dir>/frames_cache); a sub-folder named by cache_key(frames, size, resize) keeps settings apart.
     download: no automatic download exists; a missing copy raises DatasetNotFound either way.
     """
     check_int("frames", frames, 1)
     check_int("size", size, 1)
+    if resize not in RESIZES:
+        raise ValueError(f"resize must be one of {RESIZES}, got {resize!r}")
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise TypeError(f"cache_dir must be a path (str or os.PathLike) or None, got {cache_dir!r}")
     folder = find_cifar10_dvs(root)
     train_files, test_files = split_files(folder)
     cache = Path(cache_dir) if cache_dir is not None else folder / "frames_cache"
-    cache = cache / cache_key(frames, size)
+    cache = cache / cache_key(frames, size, resize)
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OSError(f"cifar10-dvs: cannot create the frame cache {cache} ({e}); pass cache_dir= "
                       f"a writable folder") from e
     return Parts(
-        train=EventFrames(train_files, frames, size, cache),
-        test=EventFrames(test_files, frames, size, cache),
+        train=EventFrames(train_files, frames, size, cache, resize),
+        test=EventFrames(test_files, frames, size, cache, resize),
         train_targets=np.array([label for _, label in train_files], dtype=np.int64),
         test_targets=np.array([label for _, label in test_files], dtype=np.int64),
         train_transform=FlipRoll(max_roll),

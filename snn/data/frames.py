@@ -1,13 +1,17 @@
-"""Event frames: equal-event-count slices, per-polarity counts, bilinear resize, and their augmentation."""
+"""Event frames: equal-event-count slices, per-polarity counts, their resize, and their augmentation."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision import transforms as tf
 
 from .aedat import SENSOR
 from .checks import check_int
+
+# How the 128 x 128 counts are resized (NOTES sec. 6): see resize_counts.
+RESIZES = ("bilinear", "nearest", "tet-pil")
 
 
 def slice_bounds(n_events: int, frames: int) -> np.ndarray:
@@ -21,12 +25,12 @@ def slice_bounds(n_events: int, frames: int) -> np.ndarray:
     return bounds
 
 
-def events_to_frames(x: np.ndarray, y: np.ndarray, p: np.ndarray, frames: int, size: int) -> torch.Tensor:
-    """Event counts [frames, 2, size, size] float32 of events (x, y, p) given in time order.
+def events_to_frames(x: np.ndarray, y: np.ndarray, p: np.ndarray, frames: int, size: int,
+                     resize: str = "bilinear") -> torch.Tensor:
+    """Frames [frames, 2, size, size] float32 of events (x, y, p) given in time order.
 
     x, y: [N] int pixel column/row in [0, 128); p: [N] polarity in {0, 1} (the channel). Counts are
-    taken on the 128 x 128 sensor, then resized to size x size with antialiased bilinear
-    interpolation (like PIL's bilinear resize; a constant frame stays that constant) unless size == 128.
+    taken on the 128 x 128 sensor, then resized to size x size by resize_counts(..., resize).
     """
     check_int("frames", frames, 1)
     check_int("size", size, 1)
@@ -38,10 +42,38 @@ def events_to_frames(x: np.ndarray, y: np.ndarray, p: np.ndarray, frames: int, s
     frame_of = np.repeat(np.arange(frames, dtype=np.int64), np.diff(slice_bounds(n, frames)))
     flat = ((frame_of * 2 + p) * SENSOR + y) * SENSOR + x
     counts = np.bincount(flat, minlength=frames * 2 * SENSOR * SENSOR)
-    out = torch.from_numpy(counts.astype(np.float32)).view(frames, 2, SENSOR, SENSOR)
-    if size != SENSOR:
-        out = F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return out.contiguous()
+    return resize_counts(torch.from_numpy(counts.astype(np.float32)).view(frames, 2, SENSOR, SENSOR), size, resize)
+
+
+def resize_counts(counts: torch.Tensor, size: int, resize: str = "bilinear") -> torch.Tensor:
+    """Per-polarity event counts [F, 2, H, W] float32 resized to [F, 2, size, size] float32 (contiguous).
+
+    resize (public pipelines differ here and it moves accuracy, NOTES sec. 6):
+    - 'bilinear' (default): antialiased bilinear on the raw counts (torch interpolate with
+      antialias=True, the triangle filter of PIL's BILINEAR widened by the scale factor): a frame of
+      constant count c stays c, and every event contributes; identity at size == H == W.
+    - 'nearest': torch interpolate mode='nearest', output pixel i takes source pixel floor(i * H / size)
+      (the resize of the IM-Loss authors' later code): counts kept as they are, most pixels skipped.
+    - 'tet-pil': TET's loader, per frame ToPILImage -> Resize((size, size)) -> ToTensor (torchvision):
+      a count k becomes the byte (255 k) mod 256 (0 -> 0, k -> 256 - k for 1 <= k <= 255), the two
+      channels form an 8-bit luminance+alpha image (polarity 0 = luminance, 1 = alpha) that PIL
+      resizes bilinearly with premultiplied alpha, and the output is bytes / 255 in [0, 1]: polarity-0
+      counts vanish wherever polarity 1 has none. Kept only to match results computed that way.
+    Raises ValueError for another resize or a counts tensor that is not [F, 2, H, W].
+    """
+    check_int("size", size, 1)
+    if resize not in RESIZES:
+        raise ValueError(f"resize must be one of {RESIZES}, got {resize!r}")
+    if counts.dim() != 4 or counts.shape[1] != 2:
+        raise ValueError(f"counts must be [F, 2, H, W], got shape {tuple(counts.shape)}")
+    if resize == "tet-pil":
+        to_image, scale, to_tensor = tf.ToPILImage(), tf.Resize((size, size)), tf.ToTensor()
+        return torch.stack([to_tensor(scale(to_image(frame))) for frame in counts])
+    if counts.shape[-2:] == (size, size):
+        return counts.contiguous()
+    if resize == "nearest":
+        return F.interpolate(counts, size=(size, size), mode="nearest").contiguous()
+    return F.interpolate(counts, size=(size, size), mode="bilinear", align_corners=False, antialias=True).contiguous()
 
 
 class FlipRoll:

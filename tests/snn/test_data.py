@@ -16,7 +16,8 @@ from PIL import Image
 from snn.data import (DATASETS, DatasetCorrupt, DatasetNotFound, build_datasets, dataset_options, holdout_split,
                       make_loader)
 from snn.data import cifar10_dvs
-from snn.data.aedat import decode_dvs128, read_aedat
+from snn.data.aedat import decode_dvs128, read_aedat, read_dvs128
+from snn.data.scan import check_dataset
 from snn.data.frames import FlipRoll, events_to_frames, slice_bounds
 
 DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -256,13 +257,16 @@ def test_read_aedat_returns_the_records_and_decodes_addresses(tmp_path):
 def test_read_aedat_rejects_other_formats(tmp_path):
     path = tmp_path / "v3.aedat"
     path.write_bytes(b"#!AER-DAT3.1\r\n" + bytes(16))
-    with pytest.raises(ValueError, match="version 3.1"):
+    with pytest.raises(DatasetCorrupt, match="v3.aedat: unsupported version AER-DAT 3.1"):
         read_aedat(path)
     path.write_bytes(bytes(16))
-    with pytest.raises(ValueError, match="no '#!AER-DAT' version line"):
+    with pytest.raises(DatasetCorrupt, match="unsupported file: its header has no '#!AER-DAT' version line"):
         read_aedat(path)
     path.write_bytes(b"#!AER-DAT2.0\r\n" + bytes(12))
-    with pytest.raises(ValueError, match="multiple of the 8-byte"):
+    with pytest.raises(DatasetCorrupt, match="multiple of the 8-byte.*truncated"):
+        read_aedat(path)
+    path.write_bytes(b"#!AER-DAT2.0\r\n# This is a raw AE da")  # cut inside the header
+    with pytest.raises(DatasetCorrupt, match="no end of line: the file is truncated"):
         read_aedat(path)
 
 
@@ -344,7 +348,7 @@ def test_cifar10_dvs_split_shapes_and_counts(dvs_root, tmp_path):
     assert got == {c: list(range(t, n)) for c, (n, t) in enumerate(zip(FILES_PER_CLASS, n_train))}
     # per-polarity totals match the file
     path = dvs_root / "cifar10-dvs" / "automobile" / "cifar10_automobile_10.aedat"
-    _, _, p = decode_dvs128(read_aedat(path)[0])
+    _, _, p, _ = read_dvs128(path)
     x, y = test[int(np.flatnonzero(test.targets == 1)[1])]
     assert [x[:, c].sum().item() for c in (0, 1)] == [(p == 0).sum(), (p == 1).sum()]
 
@@ -359,7 +363,7 @@ def test_cifar10_dvs_default_frames_size_and_augmentation(dvs_root):
     torch.manual_seed(1)
     j = int(train.indices[-1])
     assert any(not torch.equal(train[len(train) - 1][0], train.base[j][0]) for _ in range(10))
-    assert (dvs_root / "cifar10-dvs" / "frames_cache" / "frames10_count_48px_v1").is_dir()
+    assert (dvs_root / "cifar10-dvs" / "frames_cache" / "frames10_count_48px_bilinear_v2").is_dir()
 
 
 def test_cifar10_dvs_reuses_the_cache(dvs_root, tmp_path, monkeypatch):
@@ -367,13 +371,14 @@ def test_cifar10_dvs_reuses_the_cache(dvs_root, tmp_path, monkeypatch):
     _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache)
     first = test[0][0]
     stored = list(cache.rglob("*.pt"))
-    assert [f.relative_to(cache).as_posix() for f in stored] == ["frames3_count_48px_v1/airplane/cifar10_airplane_9.pt"]
+    assert [f.relative_to(cache).as_posix() for f in stored] == [
+        "frames3_count_48px_bilinear_v2/airplane/cifar10_airplane_9.pt"]
     assert not list(cache.rglob("*.tmp"))
 
     def no_reading(path):
         raise AssertionError(f"read {path} although its frames are cached")
 
-    monkeypatch.setattr(cifar10_dvs, "read_aedat", no_reading)
+    monkeypatch.setattr(cifar10_dvs, "read_dvs128", no_reading)
     _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache)
     assert torch.equal(test[0][0], first)
     # other preprocessing parameters use another cache folder, so the file is read again
@@ -447,7 +452,7 @@ def test_build_datasets_rejects_bad_arguments(tmp_path):
         build_datasets("digits", val_fraction=1.0)
     with pytest.raises(TypeError, match="size must be an int"):
         build_datasets("digits", size=16.0)
-    assert dataset_options("cifar10-dvs") == ("size", "max_roll", "cache_dir")
+    assert dataset_options("cifar10-dvs") == ("size", "max_roll", "cache_dir", "resize")
 
 
 def test_make_loader_batches_and_orders():
@@ -462,3 +467,259 @@ def test_make_loader_batches_and_orders():
     assert next(iter(make_loader(train, 4, train=True, sampler=sampler)))[1].tolist() == train.targets[:4].tolist()
     with pytest.raises(ValueError, match="batch_size"):
         make_loader(train, 0, train=True)
+
+
+# ---------------------------------------------------------------- AER-DAT files from other cameras (issue 11, 9)
+
+DVS_HEADER = (b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# Data format is int32 address, "
+              b"int32 timestamp (8 bytes total), repeated for each event\r\n# Timestamps tick is 1 us\r\n")
+
+
+def write_raw_aedat(path: Path, addresses, header: bytes = DVS_HEADER) -> None:
+    """AER-DAT 2.0 records (big-endian uint32 address, uint32 timestamp) with these exact addresses."""
+    addr = np.asarray(addresses, dtype=np.uint32)
+    t = np.arange(len(addr), dtype=np.uint32) * 10 + 100
+    path.write_bytes(header + np.stack([addr, t], axis=1).astype(">u4").tobytes())
+
+
+def first_test_file(root: Path) -> Path:
+    """The file that test[0] reads in a write_dvs_tree(FILES_PER_CLASS) tree: airplane's highest index."""
+    return root / "cifar10-dvs" / "airplane" / "cifar10_airplane_9.aedat"
+
+
+def test_davis_header_is_rejected_with_file_and_chip(dvs_root, tmp_path):
+    davis = first_test_file(dvs_root)
+    header = DVS_HEADER + b"# AEChip: eu.seebetter.ini.chips.davis.DAVIS240C\r\n"
+    write_raw_aedat(davis, [(3 << 8) | (100 << 1), 5 << 1], header)  # addresses that would decode as DVS128
+    _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=2, cache_dir=tmp_path / "cache")
+    with pytest.raises(DatasetCorrupt, match=rf"{davis}: recorded with the chip 'DAVIS240C'.*not a DVS128"):
+        test[0]
+    # the DVS128's own AEChip line (jAER's class name) is accepted
+    write_raw_aedat(davis, [(3 << 8) | (100 << 1)], DVS_HEADER + b"# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n")
+    x, y, p, t = read_dvs128(davis)
+    assert (x.tolist(), y.tolist(), p.tolist(), t.tolist()) == ([124], [27], [1], [100])
+
+
+def test_addresses_wider_than_dvs128_are_rejected(dvs_root, tmp_path):
+    davis = first_test_file(dvs_root)
+    write_raw_aedat(davis, [(3 << 8) | (100 << 1), 0x190C8800, 0x190C8801])  # no AEChip line
+    _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=2, cache_dir=tmp_path / "cache")
+    with pytest.raises(DatasetCorrupt, match=rf"{davis}: event 1 has the address 0x190c8800.*16-bit DVS128 layout"
+                                             rf".*2 such events; no AEChip header line"):
+        test[0]
+
+
+def test_special_events_are_dropped_not_put_on_a_pixel(dvs_root, tmp_path):
+    # A: bits 8-14 = 3, bits 1-7 = 100, bit 0 = 1 -> x = 127 - 3 = 124, y = 127 - 100 = 27, p = 1 - 1 = 0;
+    # B: address 0 -> x = 127, y = 127, p = 1; S1, S2: bit 15 set (special events, whatever the other bits)
+    a, b, s1, s2 = (3 << 8) | (100 << 1) | 1, 0, 0x8000, 0x8000 | (5 << 8) | (6 << 1)
+    path = first_test_file(dvs_root)
+    write_raw_aedat(path, [a, s1, s2, b])
+    x, y, p, t = read_dvs128(path)
+    assert (x.tolist(), y.tolist(), p.tolist(), t.tolist()) == ([124, 127], [27, 127], [0, 1], [100, 130])
+    _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=2, size=128, cache_dir=tmp_path / "cache")
+    frames = test[0][0]
+    expected = torch.zeros(2, 2, 128, 128)
+    expected[0, 0, 27, 124] = 1  # two pixel events, one per equal-count slice: A, then B
+    expected[1, 1, 127, 127] = 1
+    assert torch.equal(frames, expected)
+
+
+def test_aer_dat_3_is_an_unsupported_version(dvs_root, tmp_path):
+    path = first_test_file(dvs_root)
+    path.write_bytes(b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n" + bytes(28 * 3))
+    _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=2, cache_dir=tmp_path / "cache")
+    with pytest.raises(DatasetCorrupt, match=rf"{path}: unsupported version AER-DAT 3.1; only AER-DAT 2.0"):
+        test[0]
+
+
+# ---------------------------------------------------------------- corrupt files (issue 11, 10)
+
+def test_truncated_or_empty_aedat_names_the_file(dvs_root, tmp_path):
+    path = first_test_file(dvs_root)
+    _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=2, cache_dir=tmp_path / "cache")
+    path.write_bytes(path.read_bytes()[:-3])  # cut inside the last record
+    with pytest.raises(DatasetCorrupt, match=rf"{path}: \d+ bytes of events .* the file is truncated"):
+        test[0]
+    path.write_bytes(DVS_HEADER)  # cut right after the header: no events
+    with pytest.raises(DatasetCorrupt, match=rf"{path}: no pixel events after the header"):
+        test[0]
+
+
+def test_corrupt_frame_cache_is_rebuilt_from_its_source(dvs_root, tmp_path):
+    cache = tmp_path / "cache"
+    _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache)
+    fresh = test[0][0]
+    (cached,) = cache.rglob("*.pt")
+    blob = cached.read_bytes()
+    source = first_test_file(dvs_root)
+    for bad, problem in ((blob[:len(blob) // 2], "cannot be read"), (b"", "cannot be read"),
+                         (None, r"holds a torch.float32 tensor of shape \(3,\)")):
+        if bad is None:
+            torch.save(torch.zeros(3), cached)
+        else:
+            cached.write_bytes(bad)
+        with pytest.warns(UserWarning, match=rf"frame cache {cached} {problem}.*rebuilding it from {source}"):
+            again = test[0][0]
+        assert torch.equal(again, fresh)
+        assert torch.equal(torch.load(cached, weights_only=True), fresh)  # the cache file is whole again
+
+
+def write_jpeg(path: Path, seed: int) -> None:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(64, 48, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, "JPEG", quality=90)
+
+
+@pytest.fixture
+def imagenet_root(tmp_path):
+    write_image_tree(tmp_path / "imagenet" / "train", ["a", "b"], per_class=2)
+    write_image_tree(tmp_path / "imagenet" / "val", ["a", "b"], per_class=1)
+    return tmp_path
+
+
+def test_truncated_or_garbage_jpeg_names_the_file(imagenet_root):
+    truncated = imagenet_root / "imagenet" / "train" / "a" / "a_0.JPEG"
+    write_jpeg(truncated, 0)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    garbage = imagenet_root / "imagenet" / "val" / "b" / "b_0.JPEG"
+    garbage.write_bytes(np.random.default_rng(1).integers(0, 256, 700, dtype=np.uint8).tobytes())
+    train, _, test, _ = build_datasets("imagenet", root=imagenet_root, val_fraction=0.0, size=16)
+    with pytest.raises(DatasetCorrupt, match=rf"imagenet: {truncated} is not a readable image .*truncated"):
+        train[0]
+    with pytest.raises(DatasetCorrupt, match=rf"imagenet: {garbage} is not a readable image"):
+        test[1]
+    assert train[1][0].shape == test[0][0].shape == (3, 16, 16)  # the intact files still read
+
+
+def test_a_corrupt_file_in_a_loader_worker_keeps_its_one_line_message(imagenet_root):
+    garbage = imagenet_root / "imagenet" / "val" / "b" / "b_0.JPEG"
+    garbage.write_bytes(b"not a JPEG")
+    _, _, test, _ = build_datasets("imagenet", root=imagenet_root, val_fraction=0.0, size=16)
+    with pytest.raises(DatasetCorrupt) as caught:
+        list(make_loader(test, 2, train=False, workers=1))
+    message = str(caught.value)
+    assert message.startswith(f"imagenet: {garbage} is not a readable image") and "\n" not in message
+
+
+def test_training_cli_exits_2_naming_a_corrupt_file(tmp_path, capsys):
+    from snn.train import main
+
+    write_dvs_tree(tmp_path / "dvs", [3] * 10)  # per class files 0, 1 train, 2 test
+    bad = tmp_path / "dvs" / "dog" / "cifar10_dog_1.aedat"
+    bad.write_bytes(bad.read_bytes()[:-5])
+    argv = ["--dataset", "cifar10-dvs", "--data-root", str(tmp_path / "dvs"), "--T", "2", "--input-size", "16",
+            "--width", "0.125", "--epochs", "1", "--batch-size", "8", "--val-fraction", "0", "--no-progress",
+            "--data-option", f"cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}: ") and "truncated" in err and "\n" not in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- python -m snn.data check (issue 11, 10)
+
+def run_check(capsys, *argv) -> tuple[int, list[str], str]:
+    from snn.data.__main__ import main
+
+    code = main(["check", *argv])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def test_check_lists_every_bad_event_file(tmp_path, capsys):
+    write_dvs_tree(tmp_path, [4] * 10)
+    code, lines, err = run_check(capsys, "--dataset", "cifar10-dvs", "--data-root", str(tmp_path))
+    assert (code, lines) == (0, []) and "0 bad of 40 files checked" in err
+    folder = tmp_path
+    truncated, davis, empty = (folder / c / f"cifar10_{c}_{k}.aedat" for c, k in (("cat", 0), ("frog", 3), ("ship", 2)))
+    truncated.write_bytes(truncated.read_bytes()[:-1])
+    write_raw_aedat(davis, [0x190C8800])
+    empty.write_bytes(DVS_HEADER)
+    code, lines, err = run_check(capsys, "--dataset", "cifar10-dvs", "--data-root", str(tmp_path))
+    assert code == 2 and "3 bad of 40 files checked" in err
+    assert [line.split(": ")[0] for line in lines] == [str(truncated), str(davis), str(empty)]  # split order
+
+
+def test_check_lists_bad_images_and_pickles(imagenet_root, tmp_path, capsys):
+    code, lines, _ = run_check(capsys, "--dataset", "imagenet", "--data-root", str(imagenet_root))
+    assert (code, lines) == (0, [])
+    garbage = imagenet_root / "imagenet" / "train" / "b" / "b_1.png"
+    garbage.write_bytes(b"\x89PNG garbage")
+    code, lines, err = run_check(capsys, "--dataset", "imagenet", "--data-root", str(imagenet_root))
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"imagenet: {garbage} is not a readable image")
+    assert "1 bad of 6 files checked" in err
+    write_cifar(tmp_path / "c", hundred=False)
+    pickle_file = tmp_path / "c" / "cifar-10-batches-py" / "data_batch_2"
+    pickle_file.write_bytes(pickle_file.read_bytes()[:100])
+    code, lines, err = run_check(capsys, "--dataset", "cifar10", "--data-root", str(tmp_path / "c"), "--no-verify")
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"{pickle_file} is not a CIFAR python pickle")
+    code, lines, _ = run_check(capsys, "--dataset", "cifar10", "--data-root", str(tmp_path / "c"))
+    assert code == 2 and len(lines) == 7 and all("official md5" in line for line in lines if "data_batch_2" not in line)
+
+
+def test_check_missing_dataset_and_fileless_datasets(tmp_path, capsys):
+    code, lines, err = run_check(capsys, "--dataset", "cifar10-dvs", "--data-root", str(tmp_path))
+    assert (code, lines) == (2, []) and err.startswith("error: cifar10-dvs: looked for the class folders")
+    assert err.count("\n") == 1
+    assert check_dataset("digits") == (0, [])
+
+
+# ---------------------------------------------------------------- the 128 -> 48 resize (issue 11, 22; issue 10, 5)
+
+def random_counts(seed: int, n: int = 5000):
+    rng = np.random.default_rng(seed)
+    x, y, p = random_events(rng, n)
+    return (x, y, p), events_to_frames(x, y, p, frames=2, size=128)
+
+
+def test_bilinear_resize_is_antialiased_like_pil():
+    events, counts = random_counts(7)
+    out = events_to_frames(*events, frames=2, size=48)
+    # PIL's BILINEAR resize of the float32 count image ('F' mode), an independent antialiased implementation
+    expected = np.stack([[np.asarray(Image.fromarray(counts[f, c].numpy()).resize((48, 48), Image.BILINEAR))
+                          for c in range(2)] for f in range(2)])
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-5, rtol=0)
+
+
+def test_nearest_resize_picks_source_pixels():
+    events, counts = random_counts(8)
+    out = events_to_frames(*events, frames=2, size=48, resize="nearest")
+    source = np.arange(48) * 128 // 48  # output pixel i <- source pixel floor(i * 128 / 48)
+    np.testing.assert_array_equal(out.numpy(), counts.numpy()[:, :, source][:, :, :, source])
+
+
+def test_tet_pil_resize_is_tets_8_bit_path():
+    events, counts = random_counts(9)
+    out = events_to_frames(*events, frames=2, size=48, resize="tet-pil")
+    # TET's DVSCifar10.__getitem__, written out: per frame ToTensor(Resize((48, 48))(ToPILImage()(frame)))
+    tet = [torchvision.transforms.ToTensor()(torchvision.transforms.Resize((48, 48))(
+        torchvision.transforms.ToPILImage()(frame))) for frame in counts]
+    assert torch.equal(out, torch.stack(tet))
+    # its 8-bit mapping by hand, at 128 px (PIL's resize to the same size is a copy): k -> (255 k mod 256) / 255
+    x = np.array([0, 1, 1, 2, 2, 2])
+    frame = events_to_frames(x, np.zeros(6, dtype=np.int64), np.array([1, 0, 1, 0, 0, 1]), frames=1, size=128,
+                             resize="tet-pil")
+    assert frame[0, 0, 0, :3].mul(255).round().tolist() == [0, 255, 254]  # counts 0, 1, 2 of polarity 0
+    assert frame[0, 1, 0, :3].mul(255).round().tolist() == [255, 255, 255]  # counts 1, 1, 1 of polarity 1
+    # polarity 1 (the alpha channel) empty: polarity 0 vanishes after the resize, although it has events
+    zero_p = np.zeros(len(events[0]), dtype=np.int64)
+    only_p0 = events_to_frames(events[0], events[1], zero_p, frames=1, size=48, resize="tet-pil")
+    assert only_p0.abs().max() == 0
+    assert events_to_frames(events[0], events[1], zero_p, frames=1, size=48).sum() > 0
+
+
+def test_resize_option_keys_the_cache(dvs_root, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = {}
+    for resize in ("bilinear", "nearest", "tet-pil"):
+        _, _, test, info = build_datasets("cifar10-dvs", root=dvs_root, T=2, cache_dir=cache, resize=resize)
+        first[resize] = test[0][0]
+        assert first[resize].shape == (2, 2, 48, 48) and info.size == (48, 48)
+    assert sorted(p.name for p in cache.iterdir()) == [f"frames2_count_48px_{r}_v2" for r in
+                                                      ("bilinear", "nearest", "tet-pil")]
+    assert not torch.equal(first["bilinear"], first["nearest"]) and not torch.equal(first["bilinear"], first["tet-pil"])
+    monkeypatch.setattr(cifar10_dvs, "read_dvs128", lambda path: pytest.fail(f"read {path} although cached"))
+    for resize, frames in first.items():  # each is read back from its own cache folder
+        _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=2, cache_dir=cache, resize=resize)
+        assert torch.equal(test[0][0], frames)
+    with pytest.raises(ValueError, match=r"resize must be one of \('bilinear', 'nearest', 'tet-pil'\), got 'area'"):
+        build_datasets("cifar10-dvs", root=dvs_root, T=2, cache_dir=cache, resize="area")
