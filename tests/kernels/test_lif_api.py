@@ -185,6 +185,36 @@ def test_non_finite_input_shows_in_u_mean(backend, bad, device):
     assert not torch.isfinite(u_mean)
 
 
+NAN, INF = float("nan"), float("inf")
+# Columns are neurons, rows timesteps; vth = 0.5, decay = 0.25. Spikes follow IEEE arithmetic of
+# the recurrence with the rule that a NaN membrane never fires (NaN >= vth is false):
+#   NaN from t = 0; NaN after a spike; +inf (hard reset: inf * (1 - 1) = NaN at t = 1; soft:
+#   inf - vth stays inf); -inf (stays -inf); +inf after a spike; a finite control.
+NON_FINITE_X = [[NAN, 0.6, INF, -INF, 0.6, 0.6],
+                [0.6, NAN, 0.6, 0.6, INF, 0.3],
+                [0.6, 0.6, 0.6, 0.6, 0.6, 0.6]]
+NON_FINITE_SPIKES = {"hard": [[0, 1, 1, 0, 1, 1],
+                              [0, 0, 0, 0, 1, 0],
+                              [0, 0, 0, 0, 0, 1]],
+                     "soft": [[0, 1, 1, 0, 1, 1],
+                              [0, 0, 1, 0, 1, 0],
+                              [0, 0, 1, 0, 1, 1]]}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize(("backend", "mode"), [("naive", "inference"), ("naive", "grad"),
+                                               *[(b, m) for b in FUSED for m in ("inference", "grad", "compact")]])
+def test_non_finite_membrane_spikes_are_0_or_1(backend, mode, reset, dtype, device):
+    """Every backend and path (no grad, exact and compact saved state) emits 0/1 spikes for NaN
+    and +-inf inputs, the hand-computed ones; a NaN membrane never fires."""
+    x = torch.tensor(NON_FINITE_X, dtype=dtype, device=device).requires_grad_(mode != "inference")
+    spikes, u_mean = lif_scan(x, reset=reset, backend=backend, compact_state=mode == "compact")
+    expected = torch.tensor(NON_FINITE_SPIKES[reset], dtype=dtype, device=device)
+    assert torch.equal(spikes.detach(), expected), spikes
+    assert torch.isnan(u_mean)
+
+
 @pytest.mark.parametrize("backend", FUSED)
 def test_only_one_output_used(backend, device):
     """Unused outputs arrive as None in the backward (no zero tensor) and still give naive's dx."""
