@@ -155,13 +155,29 @@ def test_compact_state_holds_exact_spikes_and_rounded_membrane(backend, device):
 def test_compact_state_gradient_error(backend, surrogate, alpha, bound, device):
     """Spikes are exact; dx moves by the bf16 rounding of u (relative L2 error, measured)."""
     x = _x((4, 4096), device=device)
-    gs = 1e-3 * torch.randn(x.shape, device=device)
+    gs = 1e-3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(device)
     kw = {"surrogate": surrogate, "alpha": alpha}
     s, m, dx = run(x, backend, gs, 2.0, **kw)
     cs, cm, cdx = run(x, backend, gs, 2.0, compact_state=True, **kw)
     assert torch.equal(s, cs) and torch.equal(m, cm)
     err = ((cdx - dx).norm() / dx.norm()).item()
     assert 0 < err < bound
+
+
+@pytest.mark.parametrize("backend", FUSED)
+def test_compact_state_backward_takes_spikes_from_the_bits(backend, device):
+    """Membranes just below vth = 0.5 whose bf16 rounding is exactly 0.5: the saved bits say 0,
+    recomputing u >= vth from the bf16 membrane would say 1. Hard reset, decay 0.25, tanh with
+    alpha = 1 (surrogate 0.5 at u = vth), loss = o(1), both membranes seen as 0.5 in the backward:
+      u(0) = 1023/2048, u(1) = 0.25 u(0) + 3/8 = 4095/8192: o = 0, 0 (bf16: 0.5, 0.5)
+      dx(1) = sg(0.5) = 0.5
+      dx(0) = (dx(1) * -0.25 * 0.5) * sg(0.5) + dx(1) * 0.25 * (1 - o(0)) = -0.03125 + 0.125 = 0.09375
+    (a backward using 1[bf16(u(0)) >= vth] would give dx(0) = -0.03125)."""
+    x = torch.tensor([[1023 / 2048], [3 / 8]], device=device).requires_grad_()
+    spikes, _ = lif_scan(x, backend=backend, compact_state=True)
+    spikes[1].sum().backward()
+    assert spikes.detach().tolist() == [[0.0], [0.0]]
+    assert x.grad.tolist() == [[0.09375], [0.5]]
 
 
 # ---------------------------------------------------------------- numerics
