@@ -3,6 +3,7 @@ non-finite input, the compact state, int64 offsets and gradcheck."""
 
 from __future__ import annotations
 
+import math
 from unittest import mock
 
 import pytest
@@ -63,6 +64,48 @@ def test_rejects_bad_shapes(x, match):
 def test_rejects_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         lif_scan(torch.zeros(2, 3), **kwargs)
+
+
+# The fp32 range edges the parameters are checked against (kernels/lif/params.py):
+TINY, MAX = 2.0 ** -126, torch.finfo(torch.float32).max  # smallest normal and largest fp32 number
+ALPHA_LO, ALPHA_HI = 2.0 ** -125, 2.0 ** 126  # alpha / 2 and 1 / alpha stay normal, 2 alpha finite
+ALPHA_RANGE = r"alpha must .*lie in \[2.3509887e-38, 8.5070592e\+37\]"
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"alpha": 1e38}, ALPHA_RANGE),  # the reported case: finite as a float64, NaN gradients in fp32
+    ({"alpha": math.nextafter(ALPHA_HI, math.inf)}, ALPHA_RANGE),
+    ({"alpha": math.nextafter(ALPHA_LO, 0.0)}, ALPHA_RANGE),
+    ({"alpha": 1e-39}, ALPHA_RANGE),
+    ({"vth": 1e-39}, r"vth must be 0 or of magnitude in \[1.1754944e-38, 3.4028235e\+38\]"),
+    ({"vth": -math.nextafter(MAX, math.inf)}, r"vth must be 0 or of magnitude in"),
+    ({"vth": math.nextafter(MAX / 2, math.inf), "surrogate": "dspike"}, r"dspike.*vth in \[1.1754944e-38, 1.7014117e\+38\]"),
+    ({"vth": math.nextafter(TINY, 0.0), "surrogate": "dspike"}, r"dspike.*vth in \[1.1754944e-38"),
+    ({"vth": 1e-37, "alpha": 1e3, "surrogate": "dspike"}, r"dspike.*gradient scale .* = 2.5e\+39 must lie in"),
+    ({"vth": 1e38, "alpha": 1.0, "surrogate": "dspike"}, r"dspike.*gradient scale .* must lie in \[1.1754944e-38"),
+    ({"decay": 1e-40}, r"decay must be 0 or in \[1.1754944e-38, 1\]"),
+])
+def test_rejects_parameters_outside_the_fp32_range(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lif_scan(torch.zeros(2, 3), **kwargs)
+
+
+# At the edges of the accepted ranges every backend computes the surrogate's peak, at u = vth, as a
+# finite number: tanh alpha / 2, rect 1 / alpha, Dspike alpha / (2 tanh(alpha / 2) 2 vth).
+EDGE_PEAKS = [("tanh", ALPHA_HI, 0.5, ALPHA_HI / 2), ("tanh", ALPHA_LO, 0.5, ALPHA_LO / 2),
+              ("tanh", 1.0, -MAX, 0.5), ("rect", ALPHA_HI, 0.5, 1 / ALPHA_HI), ("rect", ALPHA_LO, 0.5, 1 / ALPHA_LO),
+              ("rect", 1.0, TINY, 1.0), ("dspike", ALPHA_HI, 0.5, ALPHA_HI / 2), ("dspike", ALPHA_LO, 0.5, 1.0),
+              ("dspike", 1.0, TINY, 1 / (2 * math.tanh(0.5) * 2 * TINY))]
+
+
+@pytest.mark.parametrize("backend", ["naive", *FUSED])
+@pytest.mark.parametrize(("surrogate", "alpha", "vth", "peak"), EDGE_PEAKS)
+def test_range_edges_give_the_finite_surrogate_peak(backend, surrogate, alpha, vth, peak):
+    x = torch.tensor([[vth]]).requires_grad_()  # T = 1, so u = x = vth
+    spikes, _ = lif_scan(x, vth=vth, surrogate=surrogate, alpha=alpha, backend=backend)
+    spikes.sum().backward()
+    assert spikes.item() == 1.0
+    assert x.grad.item() == pytest.approx(peak, rel=1e-6)
 
 
 def test_rejects_non_tensor():
