@@ -27,6 +27,11 @@ def _x(shape=(4, 3, 50), seed=0, device="cpu", dtype=torch.float32):
     return (0.6 * torch.randn(shape, generator=g) + 0.3).to(device=device, dtype=dtype)
 
 
+def _grad(shape, seed=1, device="cpu", dtype=torch.float32):
+    """A seeded standard-normal upstream gradient."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
+
+
 # ---------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.bool, torch.uint8])
@@ -198,7 +203,7 @@ def test_compact_state_holds_exact_spikes_and_rounded_membrane(backend, device):
 def test_compact_state_gradient_error(backend, surrogate, alpha, bound, device):
     """Spikes are exact; dx moves by the bf16 rounding of u (relative L2 error, measured)."""
     x = _x((4, 4096), device=device)
-    gs = 1e-3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(device)
+    gs = 1e-3 * _grad(x.shape, device=device)
     kw = {"surrogate": surrogate, "alpha": alpha}
     s, m, dx = run(x, backend, gs, 2.0, **kw)
     cs, cm, cdx = run(x, backend, gs, 2.0, compact_state=True, **kw)
@@ -228,7 +233,7 @@ def test_compact_state_backward_takes_spikes_from_the_bits(backend, device):
 @pytest.mark.parametrize("backend", FUSED)
 def test_deterministic(backend, device):
     x = _x((6, 2100), device=device)
-    gs = torch.randn(x.shape, device=device)
+    gs = _grad(x.shape, device=device)
     first = run(x, backend, gs, 2.0)
     second = run(x, backend, gs, 2.0)
     for a, b in zip(first, second):
@@ -279,7 +284,7 @@ def test_only_one_output_used(backend, device):
     """Unused outputs arrive as None in the backward (no zero tensor) and still give naive's dx."""
     x = _x(device=device)
     assert_matches_naive(x, backend, None, 1.5)
-    assert_matches_naive(x, backend, torch.randn(x.shape, device=device), None)
+    assert_matches_naive(x, backend, _grad(x.shape, device=device), None)
 
 
 @triton.jit
@@ -364,7 +369,7 @@ def test_dspike_surrogate_is_centred_on_the_threshold(backend, vth):
 @pytest.mark.parametrize("detach_reset", [False, True])
 def test_float64_torch_backend_equals_autograd(surrogate, detach_reset):
     x = _x((6, 3, 40), seed=5, dtype=torch.float64)
-    assert_matches_naive(x, "torch", torch.randn(x.shape, dtype=torch.float64), 2.0,
+    assert_matches_naive(x, "torch", _grad(x.shape, dtype=torch.float64), 2.0,
                          surrogate=surrogate, detach_reset=detach_reset, alpha=1.7)
 
 
