@@ -43,7 +43,7 @@ def lif_scan_naive(x: torch.Tensor, p: LIFParams) -> tuple[torch.Tensor, torch.T
     Hard reset: u(t) = decay * u(t-1) * (1 - o(t-1)) + x(t).
     Soft reset: u(t) = decay * (u(t-1) - vth * o(t-1)) + x(t).
     o(t) = 1[u(t) >= vth], u(0) = o(0) = 0; u_mean averages the pre-reset u over all elements.
-    A NaN membrane never fires (o = 0); its NaN still reaches u_mean and the gradients.
+    A NaN membrane never fires (o = 0); it still makes u_mean NaN.
     """
     xf = x.to(torch.promote_types(x.dtype, torch.float32))
     u_prev = torch.zeros_like(xf[0])
