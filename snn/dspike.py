@@ -20,8 +20,6 @@ Defaults (the Dspike paper does not state them, see ../shared/paper/NOTES.md sec
 
 from __future__ import annotations
 
-import math
-import numbers
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernels.lif.params import ALPHA_MAX, ALPHA_MIN
+
+from . import checks
 from .neuron import LIF, lif_layers
 from .tdbn import TDBatchNorm2d
 
@@ -68,14 +69,6 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
                                 f"padding, got {m}")
             return m
     raise ValueError(f"model has no nn.Conv2d layer whose weights could be perturbed (got a {type(model).__name__})")
-
-
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return float(value)
 
 
 def _set_batch_statistics(module: nn.Module, inputs: tuple) -> None:
@@ -174,17 +167,26 @@ def select_temperature(model: nn.Module, inputs: torch.Tensor, targets: torch.Te
     batch are normalized independently and all passes see the same function; running statistics
     are restored after (untouched), and so is the train/eval mode. Every Dspike LIF is left at
     the chosen b. Parameter .grad fields are not touched.
+    Raises TypeError / ValueError naming the argument for a bad model, b (a Dspike alpha, see
+    `kernels.LIFParams`), db (> 0, b - db and b + db in alpha's range), eps (> 0), chunk (int
+    >= 1) or loss_fn (callable).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     layers: list[LIF] = [m for m in lif_layers(model) if m.surrogate == "dspike"]
     if not layers:
         raise ValueError("model has no snn.LIF with surrogate='dspike' whose temperature could be selected")
-    b, db, eps = _positive("b", b), _positive("db", db), _positive("eps", eps)
-    if db >= b:
-        raise ValueError(f"db must be < b so that every candidate temperature b - db is > 0, got b={b}, db={db}")
-    if isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral) or chunk < 1:
-        raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
+    b = checks.real("b", b, ALPHA_MIN, ALPHA_MAX)  # b, b - db and b + db are Dspike alphas
+    db = checks.real("db", db, 0.0, low_open=True)
+    eps = checks.real("eps", eps, 0.0, low_open=True)
+    if not ALPHA_MIN <= b - db:
+        raise ValueError(f"db must be < b so that every candidate temperature b - db is > 0 (at least "
+                         f"{ALPHA_MIN:.8g}), got b={b}, db={db}")
+    if not b + db <= ALPHA_MAX:
+        raise ValueError(f"b + db must be <= {ALPHA_MAX:.8g} (the largest surrogate alpha), got b={b}, db={db}")
+    chunk = checks.integer("chunk", chunk, 1)
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a callable (outputs, targets) -> 0-d loss, got {type(loss_fn).__name__}")
     conv = first_conv(model)
 
     def call(x):
@@ -195,7 +197,7 @@ def select_temperature(model: nn.Module, inputs: torch.Tensor, targets: torch.Te
     try:
         with _batch_statistics(model, lambda: call(inputs)):
             with torch.no_grad():
-                fd, calls = _finite_difference(conv, call, inputs, targets, loss_fn, eps, int(chunk))
+                fd, calls = _finite_difference(conv, call, inputs, targets, loss_fn, eps, chunk)
             if not fd.any():
                 raise FlatFiniteDifference(f"the loss did not change under any +-eps={eps} perturbation of the "
                                            f"first layer's weights, so the finite difference carries no "

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-import numbers
-
 from torch import nn
 
+from kernels.lif.params import ALPHA_MAX, ALPHA_MIN
+
+from . import checks
 from .neuron import LIF, lif_layers
 
 
+def _schedule(epochs, k_min, k_max) -> tuple[int, float, float]:
+    """Validated (N, k_min, k_max): K is a tanh surrogate's alpha, so both ends lie in its range."""
+    epochs = checks.integer("epochs", epochs, 1)
+    k_min = checks.real("k_min", k_min, ALPHA_MIN, ALPHA_MAX)
+    k_max = checks.real("k_max", k_max, ALPHA_MIN, ALPHA_MAX)
+    if k_min > k_max:
+        raise ValueError(f"k_min must be <= k_max, got k_min={k_min}, k_max={k_max}")
+    return epochs, k_min, k_max
+
+
 def esg_k(epoch: int, epochs: int, k_min: float = 1.0, k_max: float = 10.0) -> float:
-    """Eq. 15: K(i) = ((10^(i/N) - 1) k_max + (10 - 10^(i/N)) k_min) / 9, i = epoch, N = epochs."""
+    """Eq. 15: K(i) = ((10^(i/N) - 1) k_max + (10 - 10^(i/N)) k_min) / 9, i = epoch, N = epochs.
+
+    epoch: int >= 0; epochs: int >= 1; k_min <= k_max in the alpha range of `kernels.LIFParams`
+    ([2^-125, 2^126]). Raises TypeError / ValueError naming the argument otherwise."""
+    epoch = checks.integer("epoch", epoch, 0)
+    epochs, k_min, k_max = _schedule(epochs, k_min, k_max)
     r = 10.0 ** (epoch / epochs)
-    return ((r - 1.0) * k_max + (10.0 - r) * k_min) / 9.0
-
-
-def _positive_real(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return float(value)
+    k = ((r - 1.0) * k_max + (10.0 - r) * k_min) / 9.0
+    return min(max(k, k_min), k_max)  # a convex combination of the two; rounding may step 1 ulp outside
 
 
 class ESG:
@@ -33,16 +42,14 @@ class ESG:
         for epoch in range(N):
             train_one_epoch(model)   # the LIFs use alpha = esg.k
             esg.step()
+
+    epochs: N >= 1; k_min <= k_max: the ends of K, in the alpha range of `kernels.LIFParams`
+    ([2^-125, 2^126]). Raises TypeError / ValueError naming the argument otherwise, and
+    ValueError when model has no tanh-surrogate `snn.LIF`.
     """
 
     def __init__(self, model: nn.Module, epochs: int, k_min: float = 1.0, k_max: float = 10.0):
-        if isinstance(epochs, bool) or not isinstance(epochs, int):
-            raise TypeError(f"epochs must be an int (N of eq. 15), got {epochs!r} of type {type(epochs).__name__}")
-        if epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
-        k_min, k_max = _positive_real("k_min", k_min), _positive_real("k_max", k_max)
-        if k_min > k_max:
-            raise ValueError(f"k_min must be <= k_max, got k_min={k_min}, k_max={k_max}")
+        epochs, k_min, k_max = _schedule(epochs, k_min, k_max)
         self.layers: list[LIF] = [m for m in lif_layers(model) if m.surrogate == "tanh"]
         if not self.layers:
             raise ValueError(f"model has no snn.LIF with surrogate='tanh' for ESG to schedule "
@@ -70,12 +77,12 @@ class ESG:
         return {"epochs": self.epochs, "k_min": self.k_min, "k_max": self.k_max, "last_epoch": self.last_epoch}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the schedule and re-apply its K to the model's LIFs."""
+        """Restore the schedule and re-apply its K to the model's LIFs (values checked as in __init__)."""
         missing = {"epochs", "k_min", "k_max", "last_epoch"} - set(state_dict)
         if missing:
             raise ValueError(f"state_dict is missing ESG keys {sorted(missing)}, got keys {sorted(state_dict)}")
-        self.epochs, self.k_min, self.k_max = state_dict["epochs"], state_dict["k_min"], state_dict["k_max"]
-        self.last_epoch = state_dict["last_epoch"]
+        self.epochs, self.k_min, self.k_max = _schedule(state_dict["epochs"], state_dict["k_min"], state_dict["k_max"])
+        self.last_epoch = checks.integer("last_epoch", state_dict["last_epoch"], 0)
         self._apply()
 
     def __repr__(self) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import checks
 
 
 class TDBatchNorm2d(nn.BatchNorm2d):
@@ -17,19 +17,25 @@ class TDBatchNorm2d(nn.BatchNorm2d):
     alpha = 1, or 1/sqrt(2) for the norms whose outputs are added in a residual block; vth is
     the threshold of the LIF it feeds. `weight`, `bias`, running statistics, momentum and
     train/eval behave as in `nn.BatchNorm2d` (which this is, on the [T*B, C, H, W] view).
+
+    num_features: C >= 1; alpha, vth, eps: finite and > 0; momentum: None (cumulative average)
+    or in [0, 1]; affine, track_running_stats: bools. Raises TypeError / ValueError naming the
+    argument otherwise.
     """
 
     def __init__(self, num_features: int, alpha: float = 1.0, vth: float = 0.5, eps: float = 1e-5,
                  momentum: float | None = 0.1, affine: bool = True, track_running_stats: bool = True,
                  device=None, dtype=None):
+        num_features = checks.integer("num_features", num_features, 1)
+        alpha, vth, eps = (checks.real(name, value, 0.0, low_open=True)
+                           for name, value in (("alpha", alpha), ("vth", vth), ("eps", eps)))
+        if momentum is not None:
+            momentum = checks.real("momentum", momentum, 0.0, 1.0)
+        checks.boolean("affine", affine)
+        checks.boolean("track_running_stats", track_running_stats)
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
                          track_running_stats=track_running_stats, device=device, dtype=dtype)
-        for name, value in (("alpha", alpha), ("vth", vth)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
-        self.alpha, self.vth = float(alpha), float(vth)
+        self.alpha, self.vth = alpha, vth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [T, B, C, H, W] -> same shape."""

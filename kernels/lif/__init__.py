@@ -50,6 +50,9 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
     the pre-reset membrane over all T x N elements (fp32; fp64 for fp64 input), differentiable.
       hard reset: u(t) = decay * u(t-1) * (1 - o(t-1)) + x(t);  soft: decay * (u(t-1) - vth o(t-1)) + x(t)
       o(t) = 1[u(t) >= vth], u(0) = o(0) = 0.
+    Non-finite input follows IEEE arithmetic of these formulas, and spikes stay 0/1 in every
+    backend: a NaN membrane never fires (NaN >= vth is false), +inf fires, -inf does not (a hard
+    reset after +inf gives inf * 0 = NaN, so the next membrane is NaN); u_mean becomes NaN.
     surrogate (spike backward), alpha its runtime parameter:
       'tanh'   d/du [0.5 tanh(alpha (u - vth)) + 0.5]  (ESG sets alpha = K(i), eq. 13-15)
       'rect'   1/alpha on |u - vth| < alpha/2           (tdBN's rectangular)

@@ -3,7 +3,8 @@
 Every fused backend is tested against this file. It computes in fp32 whatever the input dtype,
 and it never writes a derivative by hand: the spike's surrogate gradient comes from autograd
 through the asymptotic function `phi` (the straight-through form `o + phi(u) - phi(u).detach()`,
-which equals `o` exactly in the forward pass).
+whose forward value is then set to `o` exactly: `phi - phi` is 0 for a finite `phi` but NaN for
+a NaN membrane, which must not fire).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def lif_scan_naive(x: torch.Tensor, p: LIFParams) -> tuple[torch.Tensor, torch.T
     Hard reset: u(t) = decay * u(t-1) * (1 - o(t-1)) + x(t).
     Soft reset: u(t) = decay * (u(t-1) - vth * o(t-1)) + x(t).
     o(t) = 1[u(t) >= vth], u(0) = o(0) = 0; u_mean averages the pre-reset u over all elements.
+    A NaN membrane never fires (o = 0); it still makes u_mean NaN.
     """
     xf = x.to(torch.promote_types(x.dtype, torch.float32))
     u_prev = torch.zeros_like(xf[0])
@@ -53,8 +55,11 @@ def lif_scan_naive(x: torch.Tensor, p: LIFParams) -> tuple[torch.Tensor, torch.T
             u = p.decay * u_prev * (1 - o_reset) + xf[t]
         else:
             u = p.decay * (u_prev - p.vth * o_reset) + xf[t]
+        step = (u >= p.vth).to(u.dtype)  # 0 for a NaN membrane: NaN >= vth is false
         phi = asymptotic(u, p)
-        o = (u >= p.vth).to(u.dtype) + (phi - phi.detach())
+        o = step + (phi - phi.detach())  # autograd: d o / du = d phi / du
+        with torch.no_grad():
+            o.copy_(step)  # forward value: the step, also where phi(NaN) made o NaN
         spikes.append(o)
         membranes.append(u)
         u_prev, o_prev = u, o

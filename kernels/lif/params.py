@@ -1,4 +1,16 @@
-"""Validated LIF scan parameters shared by every backend."""
+"""Validated LIF scan parameters shared by every backend.
+
+The kernels compute in fp32 (fp64 only for fp64 input on the `torch` and `naive` backends), so
+every parameter must be usable there: a normal fp32 number (or 0 where 0 makes sense), and so
+must every quantity the kernels derive from the parameters alone:
+  alpha          2 alpha (tanh, Dspike: the sigmoid argument 2 alpha (u - vth)), alpha / 2 (rect
+                 window, tanh factor) and 1 / alpha (rect height)  ->  2^-125 <= alpha <= 2^126
+  vth            vth, decay vth (soft reset), 2 vth (Dspike's x = u / (2 vth))
+  decay          decay u, decay vth: a fraction in [0, 1]
+  Dspike scale   alpha / (2 tanh(alpha / 2) 2 vth) and 4 times it (the Triton kernel's factor)
+A value outside these ranges would become inf, NaN or a flushed subnormal inside a kernel and
+give non-finite or backend-dependent gradients, so it is rejected here with the accepted range.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +18,15 @@ import math
 import numbers
 from dataclasses import dataclass
 
+import torch
+
 SURROGATES = ("tanh", "rect", "dspike")
 RESETS = ("hard", "soft")
+
+FP32_MAX = torch.finfo(torch.float32).max  # 3.4028e38
+FP32_TINY = torch.finfo(torch.float32).tiny  # 1.1755e-38, the smallest normal fp32 number
+ALPHA_MIN = 2 * FP32_TINY  # 2^-125: alpha / 2 is a normal fp32 number
+ALPHA_MAX = 1 / FP32_TINY  # 2^126: 1 / alpha is a normal fp32 number (and 2 alpha is finite)
 
 
 def _real(name: str, value) -> float:
@@ -19,12 +38,23 @@ def _real(name: str, value) -> float:
     return value
 
 
+def _normal_fp32(name: str, value: float, accepted: str) -> None:
+    """value must be 0 or have a magnitude in the normal fp32 range [FP32_TINY, FP32_MAX]."""
+    if value != 0.0 and not FP32_TINY <= abs(value) <= FP32_MAX:
+        raise ValueError(f"{name} must be {accepted}: the kernels compute in fp32, where 0 < |{name}| < "
+                         f"{FP32_TINY:.8g} is subnormal and |{name}| > {FP32_MAX:.8g} overflows; got {value!r}")
+
+
 @dataclass(frozen=True)
 class LIFParams:
     """The neuron and surrogate settings of one `lif_scan` call.
 
-    vth: firing threshold; decay: membrane leak in [0, 1]; alpha: surrogate sharpness
-    (tanh: K of eq. 13-15; rect: window width; dspike: temperature b).
+    vth: firing threshold, 0 or 1.1755e-38 <= |vth| <= 3.4028e38 (Dspike: 0 < vth <= 1.7014e38);
+    decay: membrane leak, 0 or in [1.1755e-38, 1]; alpha: surrogate sharpness (tanh: K of
+    eq. 13-15; rect: window width; dspike: temperature b) in [ALPHA_MIN, ALPHA_MAX] =
+    [2.3510e-38, 8.5071e37]; Dspike also needs its gradient scale (see dspike_scale) in
+    [1.1755e-38, 8.5071e37]. Raises TypeError for a non-real or non-bool value and ValueError,
+    naming the parameter and its accepted range, for a value the fp32 kernels cannot compute with.
     """
 
     vth: float = 0.5
@@ -38,18 +68,35 @@ class LIFParams:
         object.__setattr__(self, "vth", _real("vth", self.vth))
         object.__setattr__(self, "decay", _real("decay", self.decay))
         object.__setattr__(self, "alpha", _real("alpha", self.alpha))
-        if not 0.0 <= self.decay <= 1.0:
-            raise ValueError(f"decay must lie in [0, 1], got {self.decay}")
-        if self.alpha <= 0.0:
-            raise ValueError(f"alpha must be > 0 (surrogate sharpness / width / temperature), got {self.alpha}")
         if self.surrogate not in SURROGATES:
             raise ValueError(f"surrogate must be one of {SURROGATES}, got {self.surrogate!r}")
         if self.reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
         if not isinstance(self.detach_reset, bool):
             raise TypeError(f"detach_reset must be a bool, got {self.detach_reset!r}")
-        if self.surrogate == "dspike" and self.vth <= 0.0:
+        if not 0.0 <= self.decay <= 1.0:
+            raise ValueError(f"decay must lie in [0, 1], got {self.decay}")
+        _normal_fp32("decay", self.decay, f"0 or in [{FP32_TINY:.8g}, 1]")
+        if not ALPHA_MIN <= self.alpha <= ALPHA_MAX:
+            raise ValueError(f"alpha must be > 0 (surrogate sharpness / width / temperature) and lie in "
+                             f"[{ALPHA_MIN:.8g}, {ALPHA_MAX:.8g}], where alpha / 2, 1 / alpha and 2 alpha are "
+                             f"finite normal fp32 numbers (the kernels' compute type); got {self.alpha!r}")
+        if self.surrogate == "dspike":
+            self._check_dspike()
+        else:
+            _normal_fp32("vth", self.vth, f"0 or of magnitude in [{FP32_TINY:.8g}, {FP32_MAX:.8g}]")
+
+    def _check_dspike(self) -> None:
+        if self.vth <= 0.0:
             raise ValueError(f"surrogate='dspike' works on u / (2 vth) and needs vth > 0, got vth={self.vth}")
+        if not FP32_TINY <= self.vth <= FP32_MAX / 2:
+            raise ValueError(f"surrogate='dspike' needs vth in [{FP32_TINY:.8g}, {FP32_MAX / 2:.8g}] so that "
+                             f"2 vth is a finite normal fp32 number; got vth={self.vth!r}")
+        if not FP32_TINY <= self.dspike_scale <= FP32_MAX / 4:
+            raise ValueError(f"surrogate='dspike' with alpha={self.alpha!r} and vth={self.vth!r}: the gradient "
+                             f"scale alpha / (2 tanh(alpha / 2) 2 vth) = {self.dspike_scale:.4g} must lie in "
+                             f"[{FP32_TINY:.8g}, {FP32_MAX / 4:.8g}] (normal fp32 numbers, also 4 times it); "
+                             f"change vth or alpha")
 
     @property
     def dspike_scale(self) -> float:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
+from .. import checks
 from .base import NORMS, Parts, SpikingNet
 from .cifarnet import cifarnet
 from .resnet import BasicBlock, resnet19, resnet34
@@ -14,14 +13,6 @@ from .vgg import vgg16
 
 MODELS = {"cifarnet": cifarnet, "resnet19": resnet19, "vgg16": vgg16, "resnet34": resnet34}
 FLATTENING_HEAD = ("cifarnet", "vgg16")  # classifier sized by input_size; the ResNets pool globally
-
-
-def _int_at_least(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def build(name: str, num_classes: int, in_channels: int = 3, norm: str = "tdbn", width: float = 1.0,
@@ -39,14 +30,13 @@ def build(name: str, num_classes: int, in_channels: int = 3, norm: str = "tdbn",
     """
     if name not in MODELS:
         raise ValueError(f"unknown model name {name!r}; available: {sorted(MODELS)}")
-    num_classes = _int_at_least("num_classes", num_classes, 1)
-    in_channels = _int_at_least("in_channels", in_channels, 1)
-    input_size = _int_at_least("input_size", input_size, 1)
-    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not width > 0:
-        raise ValueError(f"width must be a real number > 0, got {width!r}")
+    num_classes = checks.integer("num_classes", num_classes, 1)
+    in_channels = checks.integer("in_channels", in_channels, 1)
+    input_size = checks.integer("input_size", input_size, 1)
+    width = checks.real("width", width, 0.0, low_open=True)
     parts = Parts(norm, **lif_kwargs)
     extra = {"input_size": input_size} if name in FLATTENING_HEAD else {}
-    return MODELS[name](num_classes, in_channels, parts, float(width), **extra)
+    return MODELS[name](num_classes, in_channels, parts, width, **extra)
 
 
 def count_parameters(model: nn.Module) -> int:

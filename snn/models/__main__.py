@@ -12,7 +12,11 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--norm", default="tdbn", choices=NORMS)
     parser.add_argument("--width", type=float, default=1.0)
     args = parser.parse_args(argv)
-    table = pd.DataFrame(parameter_counts(args.norm, args.width))
+    try:
+        rows = parameter_counts(args.norm, args.width)
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))  # one line, exit 2
+    table = pd.DataFrame(rows)
     table["millions"] = (table["parameters"] / 1e6).round(3)
     print(table.to_string(index=False))
     return table

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from .. import checks
 from ..layers import TimeDistributed, as_sequence
 from ..neuron import LIF
 from ..tdbn import TDBatchNorm2d
@@ -19,7 +20,8 @@ class SpikingNet(nn.Module):
     """features and classifier on [T, B, ...] sequences; logits averaged over T.
 
     forward(x, T=None): x is [B, C, H, W] (direct encoding, T required) or [T, B, C, H, W]
-    (event frames) -> logits [B, num_classes].
+    (event frames) -> logits [B, num_classes]. x must be floating point, of the parameters' dtype
+    outside autocast (TypeError naming both dtypes otherwise; nothing is converted).
     input_size: the H = W the classifier was sized for, or None when any size works.
     """
 
@@ -31,6 +33,9 @@ class SpikingNet(nn.Module):
 
     def forward(self, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
         x = as_sequence(x, T)
+        param = next(self.parameters(), None)
+        if param is not None:
+            checks.input_dtype("model input x", x, param.dtype)
         if x.shape[2] != self.in_channels:
             raise ValueError(f"model expects {self.in_channels} input channels, got input of shape "
                              f"{tuple(x.shape)} (channels at dim 2 of [T, B, C, H, W])")

@@ -3,6 +3,7 @@ non-finite input, the compact state, int64 offsets and gradcheck."""
 
 from __future__ import annotations
 
+import math
 from unittest import mock
 
 import pytest
@@ -24,6 +25,11 @@ FUSED = ["torch", "triton"]
 def _x(shape=(4, 3, 50), seed=0, device="cpu", dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     return (0.6 * torch.randn(shape, generator=g) + 0.3).to(device=device, dtype=dtype)
+
+
+def _grad(shape, seed=1, device="cpu", dtype=torch.float32):
+    """A seeded standard-normal upstream gradient."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
 
 
 # ---------------------------------------------------------------- bad input
@@ -63,6 +69,49 @@ def test_rejects_bad_shapes(x, match):
 def test_rejects_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         lif_scan(torch.zeros(2, 3), **kwargs)
+
+
+# The fp32 range edges the parameters are checked against (kernels/lif/params.py):
+TINY, MAX = 2.0 ** -126, torch.finfo(torch.float32).max  # smallest normal and largest fp32 number
+ALPHA_LO, ALPHA_HI = 2.0 ** -125, 2.0 ** 126  # alpha / 2 and 1 / alpha stay normal, 2 alpha finite
+ALPHA_RANGE = r"alpha must .*lie in \[2.3509887e-38, 8.5070592e\+37\]"
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"alpha": 1e38}, ALPHA_RANGE),  # the reported case: finite as a float64, NaN gradients in fp32
+    ({"alpha": math.nextafter(ALPHA_HI, math.inf)}, ALPHA_RANGE),
+    ({"alpha": math.nextafter(ALPHA_LO, 0.0)}, ALPHA_RANGE),
+    ({"alpha": 1e-39}, ALPHA_RANGE),
+    ({"vth": 1e-39}, r"vth must be 0 or of magnitude in \[1.1754944e-38, 3.4028235e\+38\]"),
+    ({"vth": -math.nextafter(MAX, math.inf)}, r"vth must be 0 or of magnitude in"),
+    ({"vth": math.nextafter(MAX / 2, math.inf), "surrogate": "dspike"},
+     r"dspike.*vth in \[1.1754944e-38, 1.7014117e\+38\]"),
+    ({"vth": math.nextafter(TINY, 0.0), "surrogate": "dspike"}, r"dspike.*vth in \[1.1754944e-38"),
+    ({"vth": 1e-37, "alpha": 1e3, "surrogate": "dspike"}, r"dspike.*gradient scale .* = 2.5e\+39 must lie in"),
+    ({"vth": 1e38, "alpha": 1.0, "surrogate": "dspike"}, r"dspike.*gradient scale .* must lie in \[1.1754944e-38"),
+    ({"decay": 1e-40}, r"decay must be 0 or in \[1.1754944e-38, 1\]"),
+])
+def test_rejects_parameters_outside_the_fp32_range(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lif_scan(torch.zeros(2, 3), **kwargs)
+
+
+# At the edges of the accepted ranges every backend computes the surrogate's peak, at u = vth, as a
+# finite number: tanh alpha / 2, rect 1 / alpha, Dspike alpha / (2 tanh(alpha / 2) 2 vth).
+EDGE_PEAKS = [("tanh", ALPHA_HI, 0.5, ALPHA_HI / 2), ("tanh", ALPHA_LO, 0.5, ALPHA_LO / 2),
+              ("tanh", 1.0, -MAX, 0.5), ("rect", ALPHA_HI, 0.5, 1 / ALPHA_HI), ("rect", ALPHA_LO, 0.5, 1 / ALPHA_LO),
+              ("rect", 1.0, TINY, 1.0), ("dspike", ALPHA_HI, 0.5, ALPHA_HI / 2), ("dspike", ALPHA_LO, 0.5, 1.0),
+              ("dspike", 1.0, TINY, 1 / (2 * math.tanh(0.5) * 2 * TINY))]
+
+
+@pytest.mark.parametrize("backend", ["naive", *FUSED])
+@pytest.mark.parametrize(("surrogate", "alpha", "vth", "peak"), EDGE_PEAKS)
+def test_range_edges_give_the_finite_surrogate_peak(backend, surrogate, alpha, vth, peak):
+    x = torch.tensor([[vth]]).requires_grad_()  # T = 1, so u = x = vth
+    spikes, _ = lif_scan(x, vth=vth, surrogate=surrogate, alpha=alpha, backend=backend)
+    spikes.sum().backward()
+    assert spikes.item() == 1.0
+    assert x.grad.item() == pytest.approx(peak, rel=1e-6)
 
 
 def test_rejects_non_tensor():
@@ -155,7 +204,7 @@ def test_compact_state_holds_exact_spikes_and_rounded_membrane(backend, device):
 def test_compact_state_gradient_error(backend, surrogate, alpha, bound, device):
     """Spikes are exact; dx moves by the bf16 rounding of u (relative L2 error, measured)."""
     x = _x((4, 4096), device=device)
-    gs = 1e-3 * torch.randn(x.shape, device=device)
+    gs = 1e-3 * _grad(x.shape, device=device)
     kw = {"surrogate": surrogate, "alpha": alpha}
     s, m, dx = run(x, backend, gs, 2.0, **kw)
     cs, cm, cdx = run(x, backend, gs, 2.0, compact_state=True, **kw)
@@ -164,12 +213,28 @@ def test_compact_state_gradient_error(backend, surrogate, alpha, bound, device):
     assert 0 < err < bound
 
 
+@pytest.mark.parametrize("backend", FUSED)
+def test_compact_state_backward_takes_spikes_from_the_bits(backend, device):
+    """Membranes just below vth = 0.5 whose bf16 rounding is exactly 0.5: the saved bits say 0,
+    recomputing u >= vth from the bf16 membrane would say 1. Hard reset, decay 0.25, tanh with
+    alpha = 1 (surrogate 0.5 at u = vth), loss = o(1), both membranes seen as 0.5 in the backward:
+      u(0) = 1023/2048, u(1) = 0.25 u(0) + 3/8 = 4095/8192: o = 0, 0 (bf16: 0.5, 0.5)
+      dx(1) = sg(0.5) = 0.5
+      dx(0) = (dx(1) * -0.25 * 0.5) * sg(0.5) + dx(1) * 0.25 * (1 - o(0)) = -0.03125 + 0.125 = 0.09375
+    (a backward using 1[bf16(u(0)) >= vth] would give dx(0) = -0.03125)."""
+    x = torch.tensor([[1023 / 2048], [3 / 8]], device=device).requires_grad_()
+    spikes, _ = lif_scan(x, backend=backend, compact_state=True)
+    spikes[1].sum().backward()
+    assert spikes.detach().tolist() == [[0.0], [0.0]]
+    assert x.grad.tolist() == [[0.09375], [0.5]]
+
+
 # ---------------------------------------------------------------- numerics
 
 @pytest.mark.parametrize("backend", FUSED)
 def test_deterministic(backend, device):
     x = _x((6, 2100), device=device)
-    gs = torch.randn(x.shape, device=device)
+    gs = _grad(x.shape, device=device)
     first = run(x, backend, gs, 2.0)
     second = run(x, backend, gs, 2.0)
     for a, b in zip(first, second):
@@ -185,12 +250,42 @@ def test_non_finite_input_shows_in_u_mean(backend, bad, device):
     assert not torch.isfinite(u_mean)
 
 
+NAN, INF = float("nan"), float("inf")
+# Columns are neurons, rows timesteps; vth = 0.5, decay = 0.25. Spikes follow IEEE arithmetic of
+# the recurrence with the rule that a NaN membrane never fires (NaN >= vth is false):
+#   NaN from t = 0; NaN after a spike; +inf (hard reset: inf * (1 - 1) = NaN at t = 1; soft:
+#   inf - vth stays inf); -inf (stays -inf); +inf after a spike; a finite control.
+NON_FINITE_X = [[NAN, 0.6, INF, -INF, 0.6, 0.6],
+                [0.6, NAN, 0.6, 0.6, INF, 0.3],
+                [0.6, 0.6, 0.6, 0.6, 0.6, 0.6]]
+NON_FINITE_SPIKES = {"hard": [[0, 1, 1, 0, 1, 1],
+                              [0, 0, 0, 0, 1, 0],
+                              [0, 0, 0, 0, 0, 1]],
+                     "soft": [[0, 1, 1, 0, 1, 1],
+                              [0, 0, 1, 0, 1, 0],
+                              [0, 0, 1, 0, 1, 1]]}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize(("backend", "mode"), [("naive", "inference"), ("naive", "grad"),
+                                               *[(b, m) for b in FUSED for m in ("inference", "grad", "compact")]])
+def test_non_finite_membrane_spikes_are_0_or_1(backend, mode, reset, dtype, device):
+    """Every backend and path (no grad, exact and compact saved state) emits 0/1 spikes for NaN
+    and +-inf inputs, the hand-computed ones; a NaN membrane never fires."""
+    x = torch.tensor(NON_FINITE_X, dtype=dtype, device=device).requires_grad_(mode != "inference")
+    spikes, u_mean = lif_scan(x, reset=reset, backend=backend, compact_state=mode == "compact")
+    expected = torch.tensor(NON_FINITE_SPIKES[reset], dtype=dtype, device=device)
+    assert torch.equal(spikes.detach(), expected), spikes
+    assert torch.isnan(u_mean)
+
+
 @pytest.mark.parametrize("backend", FUSED)
 def test_only_one_output_used(backend, device):
     """Unused outputs arrive as None in the backward (no zero tensor) and still give naive's dx."""
     x = _x(device=device)
     assert_matches_naive(x, backend, None, 1.5)
-    assert_matches_naive(x, backend, torch.randn(x.shape, device=device), None)
+    assert_matches_naive(x, backend, _grad(x.shape, device=device), None)
 
 
 @triton.jit
@@ -275,7 +370,7 @@ def test_dspike_surrogate_is_centred_on_the_threshold(backend, vth):
 @pytest.mark.parametrize("detach_reset", [False, True])
 def test_float64_torch_backend_equals_autograd(surrogate, detach_reset):
     x = _x((6, 3, 40), seed=5, dtype=torch.float64)
-    assert_matches_naive(x, "torch", torch.randn(x.shape, dtype=torch.float64), 2.0,
+    assert_matches_naive(x, "torch", _grad(x.shape, dtype=torch.float64), 2.0,
                          surrogate=surrogate, detach_reset=detach_reset, alpha=1.7)
 
 

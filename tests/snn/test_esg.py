@@ -67,11 +67,21 @@ def test_state_dict_round_trip():
         other.load_state_dict({"epochs": 3, "k_min": 1.0, "k_max": 10.0})
 
 
+ALPHA_RANGE = r"in \[2\.35099e-38, 8\.50706e\+37\]"  # kernels.LIFParams' alpha range, [2^-125, 2^126]
+
+
 @pytest.mark.parametrize("kwargs,error,words", [
     ({"epochs": 0}, ValueError, "epochs"),
     ({"epochs": 2.5}, TypeError, "epochs"),
+    ({"epochs": True}, TypeError, "epochs"),
     ({"epochs": 5, "k_min": 0.0}, ValueError, "k_min"),
     ({"epochs": 5, "k_min": 5.0, "k_max": 2.0}, ValueError, "k_min must be <= k_max"),
+    ({"epochs": 5, "k_max": float("inf")}, ValueError, "k_max must be a finite real number " + ALPHA_RANGE),
+    ({"epochs": 5, "k_max": float("nan")}, ValueError, "k_max must be a finite real number"),
+    ({"epochs": 5, "k_min": float("nan")}, ValueError, "k_min must be a finite real number"),
+    ({"epochs": 5, "k_max": 1e38}, ValueError, "k_max must be a finite real number " + ALPHA_RANGE),
+    ({"epochs": 5, "k_min": 1e-39}, ValueError, "k_min must be a finite real number " + ALPHA_RANGE),
+    ({"epochs": 5, "k_max": "10"}, TypeError, "k_max"),
 ])
 def test_bad_arguments(kwargs, error, words):
     with pytest.raises(error, match=words):
@@ -81,3 +91,42 @@ def test_bad_arguments(kwargs, error, words):
 def test_model_without_tanh_lif_is_rejected():
     with pytest.raises(ValueError, match="tanh"):
         snn.ESG(nn.Sequential(snn.LIF(surrogate="rect")), epochs=5)
+
+
+@pytest.mark.parametrize("k", [2.0 ** -125, 2.0 ** 126])
+def test_k_at_the_edges_of_the_alpha_range_reaches_the_lifs(k):
+    """k_min = k_max = the smallest / largest alpha: K stays there at every epoch and the LIFs,
+    which check their alpha at every forward, run with it."""
+    m = model()
+    esg = snn.ESG(m, epochs=7, k_min=k, k_max=k)
+    for _ in range(7):
+        assert esg.k == k
+        m(torch.zeros(2, 1, 3))
+        esg.step()
+
+
+def test_k_stays_between_k_min_and_k_max():
+    """Eq. 15 is a convex combination of k_min and k_max; its float rounding must not step
+    outside them (unclamped, K(222) of 399 epochs with k_min = k_max = 3 is 2.9999999999999996)."""
+    assert snn.esg_k(222, 399, 3.0, 3.0) == 3.0
+    assert all(1.0 <= snn.esg_k(i, 50, 1.0, 10.0) <= 10.0 for i in range(50))
+
+
+@pytest.mark.parametrize("args,error,words", [
+    ((-1, 5), ValueError, "epoch must be an int >= 0"),
+    ((0, 0), ValueError, "epochs must be an int >= 1"),
+    ((0.5, 5), TypeError, "epoch must be an int"),
+    ((0, 5, 1.0, float("inf")), ValueError, "k_max"),
+])
+def test_esg_k_rejects_bad_arguments(args, error, words):
+    with pytest.raises(error, match=words):
+        snn.esg_k(*args)
+
+
+@pytest.mark.parametrize("bad,words", [({"k_max": float("inf")}, "k_max"), ({"epochs": 0}, "epochs"),
+                                       ({"last_epoch": -1}, "last_epoch"), ({"last_epoch": 1.5}, "last_epoch")])
+def test_load_state_dict_checks_the_values(bad, words):
+    esg = snn.ESG(model(), epochs=3)
+    state = {**esg.state_dict(), **bad}
+    with pytest.raises((TypeError, ValueError), match=words):
+        esg.load_state_dict(state)

@@ -46,6 +46,34 @@ def test_u_mean_is_differentiable_and_surrogate_is_a_runtime_setting():
     assert not torch.allclose(grads[0], grads[1])
 
 
+RESET_PAIRS = [(reset, detach) for reset in ("hard", "soft") for detach in (False, True)]
+
+
+@pytest.mark.parametrize("backend", ["naive", "torch"])
+def test_reset_and_detach_reset_reach_lif_scan(backend):
+    """The module's spikes and input gradient equal lif_scan's with the same reset and
+    detach_reset, for every pair; the four pairs give four different gradients on this input,
+    so a setting the module dropped would show."""
+    g = torch.Generator().manual_seed(3)
+    x = 0.6 * torch.randn(4, 2, 8, generator=g) + 0.4
+    gs = torch.randn(x.shape, generator=g)
+    grads = []
+    for reset, detach_reset in RESET_PAIRS:
+        xm = x.clone().requires_grad_()
+        lif = snn.LIF(reset=reset, detach_reset=detach_reset, backend=backend)
+        spikes = lif(xm)
+        ((spikes * gs).sum() + 2.0 * lif.u_mean).backward()
+        xr = x.clone().requires_grad_()
+        ref_spikes, ref_mean = lif_scan(xr, reset=reset, detach_reset=detach_reset, backend="naive")
+        ((ref_spikes * gs).sum() + 2.0 * ref_mean).backward()
+        assert torch.equal(spikes, ref_spikes)
+        torch.testing.assert_close(xm.grad, xr.grad, rtol=1e-5, atol=1e-6)
+        grads.append(xr.grad)
+    for i in range(len(grads)):
+        for j in range(i):
+            assert (grads[i] - grads[j]).abs().max() > 1e-2, (RESET_PAIRS[i], RESET_PAIRS[j])
+
+
 @pytest.mark.parametrize("shape", [(5,), ()])
 def test_input_without_batch_dimension_is_rejected(shape):
     with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\]"):

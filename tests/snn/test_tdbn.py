@@ -67,7 +67,23 @@ def test_bad_input(x, error, words):
         snn.TDBatchNorm2d(4)(x)
 
 
-@pytest.mark.parametrize("kwargs,error", [({"alpha": 0.0}, ValueError), ({"vth": "1"}, TypeError)])
+@pytest.mark.parametrize("kwargs,error", [
+    ({"alpha": 0.0}, ValueError), ({"vth": "1"}, TypeError), ({"alpha": math.inf}, ValueError),
+    ({"vth": math.nan}, ValueError), ({"eps": 0.0}, ValueError), ({"eps": -1e-5}, ValueError),
+    ({"momentum": 1.5}, ValueError), ({"momentum": -0.1}, ValueError), ({"momentum": "0.1"}, TypeError),
+    ({"affine": 1}, TypeError), ({"track_running_stats": "yes"}, TypeError),
+])
 def test_bad_arguments(kwargs, error):
     with pytest.raises(error, match=next(iter(kwargs))):
         snn.TDBatchNorm2d(4, **kwargs)
+
+
+@pytest.mark.parametrize("num_features,error", [(0, ValueError), (-3, ValueError), (4.0, TypeError), (True, TypeError)])
+def test_bad_num_features(num_features, error):
+    with pytest.raises(error, match="num_features must be an int >= 1"):
+        snn.TDBatchNorm2d(num_features)
+
+
+def test_momentum_none_is_the_cumulative_average():
+    bn = snn.TDBatchNorm2d(2, momentum=None)
+    assert bn.momentum is None
