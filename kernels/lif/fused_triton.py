@@ -75,21 +75,28 @@ def _unpack_bits(packed, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def _sigmoid_slope(z):
+    """sigmoid(z) sigmoid(-z) = e / (1 + e)^2 with e = exp(-|z|) in (0, 1]: one exponential, no
+    overflow, 0 at z = +-inf."""
+    e = tl.exp(-tl.abs(z))
+    d = 1.0 + e
+    return e / (d * d)
+
+
+@triton.jit
 def _surrogate_grad(u, vth, alpha, dspike_scale, SURROGATE: tl.constexpr):
     """d phi / du (see naive.asymptotic); 1 - tanh(y)^2 = 4 sigmoid(2y) sigmoid(-2y)."""
     if SURROGATE == 0:
-        z = 2.0 * alpha * (u - vth)
-        return 2.0 * alpha * tl.sigmoid(z) * tl.sigmoid(-z)
+        return 2.0 * alpha * _sigmoid_slope(2.0 * alpha * (u - vth))
     elif SURROGATE == 1:
         return tl.where(tl.abs(u - vth) < 0.5 * alpha, 1.0 / alpha, 0.0)
     else:
         x = u / (2.0 * vth)
-        z = 2.0 * alpha * (x - 0.5)
-        g = 4.0 * dspike_scale * tl.sigmoid(z) * tl.sigmoid(-z)
+        g = 4.0 * dspike_scale * _sigmoid_slope(2.0 * alpha * (x - 0.5))
         return tl.where((x >= 0.0) & (x <= 1.0), g, 0.0)
 
 
-@triton.jit(do_not_specialize=["T", "N"])
+@triton.jit(do_not_specialize=["T", "NB"])
 def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, decay,
                     HARD: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
     """SAVE: 0 nothing, 1 u in fp32 into u_ptr, 2 u in bf16 into u_ptr plus spike bits into
@@ -127,7 +134,7 @@ def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, d
     tl.store(partial_ptr + pid, tl.sum(b_sum, axis=0))
 
 
-@triton.jit(do_not_specialize=["T", "N"])
+@triton.jit(do_not_specialize=["T", "NB"])
 def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, decay, alpha, dspike_scale,
                     inv_count, HARD: tl.constexpr, DETACH: tl.constexpr, SURROGATE: tl.constexpr,
                     HAS_GS: tl.constexpr, HAS_GM: tl.constexpr, COMPACT: tl.constexpr, BLOCK: tl.constexpr):
@@ -146,7 +153,7 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
     if HAS_GM:
         c = tl.load(gm_ptr).to(tl.float32) * inv_count
     b_gnext = tl.zeros([BLOCK], dtype=tl.float32)
-    for _ in range(T):
+    for i in range(T):
         b_u = tl.load(p_u, mask=mask, other=0.0).to(tl.float32)
         if COMPACT:
             b_o = _unpack_bits(tl.load(p_bits, mask=mask_b, other=0), BLOCK)
@@ -158,10 +165,11 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
         if HAS_GS:
             b_go = tl.load(p_gs, mask=mask, other=0.0).to(tl.float32)
         if not DETACH:
-            if HARD:
-                b_go += b_gnext * (-decay * b_u)
-            else:
-                b_go += b_gnext * (-decay * vth)
+            if i > 0:  # no reset path out of t = T - 1 (0 * inf there would make a NaN)
+                if HARD:
+                    b_go += b_gnext * (-decay * b_u)
+                else:
+                    b_go += b_gnext * (-decay * vth)
         if HARD:
             b_du = b_go * b_sg + c + b_gnext * decay * (1.0 - b_o)
         else:
@@ -173,10 +181,12 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
         p_dx -= N
 
 
-def _launch_options() -> dict:
+def _launch_options(fp_fusion: bool) -> dict:
+    """num_warps and FMA contraction: off in the forward (spikes must match the reference at
+    threshold ties), on in the backward (its spikes come from the saved state, not arithmetic)."""
     if interpreting():
         return {}
-    return {"num_warps": 4, "enable_fp_fusion": False}
+    return {"num_warps": 4, "enable_fp_fusion": fp_fusion}
 
 
 def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
@@ -196,7 +206,7 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     _lif_fwd_kernel[(n_prog,)](
         x, out, u, bits, partials, T, N, NB, p.vth, p.decay,
         HARD=p.reset == "hard", SAVE={None: 0, "exact": 1, "compact": 2}[save], BLOCK=BLOCK,
-        **_launch_options())
+        **_launch_options(fp_fusion=False))
     saved = {None: None, "exact": (u,), "compact": (u, bits)}[save]
     return saved, partials.sum() / (T * N)
 
@@ -213,4 +223,4 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
         p.vth, p.decay, p.alpha, dspike_scale, 1.0 / (T * N),
         HARD=p.reset == "hard", DETACH=p.detach_reset, SURROGATE=SURROGATE_CODES[p.surrogate],
         HAS_GS=gs is not None, HAS_GM=gm is not None, COMPACT=len(saved) == 2, BLOCK=BLOCK,
-        **_launch_options())
+        **_launch_options(fp_fusion=True))
