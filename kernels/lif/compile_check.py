@@ -289,15 +289,21 @@ def check(jobs: int) -> int:
 
 
 def venv_python(version: str, cache: Path) -> Path:
-    """A venv under cache/ with triton==version over this interpreter's packages (torch is taken
-    from there); built once, reused afterwards."""
+    """A venv under cache/ holding triton==version alone, built once and reused. This interpreter's
+    site-packages (torch, numpy) are appended to its path by a .pth file, after the venv's own,
+    so its Triton wins (--system-site-packages would miss them when this Python is a venv)."""
+    import site
+
     venv = cache / f"triton-{version}"
     python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import triton; print(triton.__version__)"]
+    probe = [str(python), "-c", "import triton, torch; print(triton.__version__)"]
     if python.exists() and subprocess.run(probe, capture_output=True, text=True).stdout.strip() == version:
         return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", f"triton=={version}"], check=True)
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    Path(purelib, "zz_host_site_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     return python
 
 
