@@ -64,6 +64,7 @@ class Report:
     spills: int = -1
     shared: int = -1
     loop_accesses: list = field(default_factory=list)  # (op, bits per thread, is the bit row)
+    loop_barriers: int = 0  # bar.sync in the time loop: a layout change through shared memory
     error: str = ""
 
 
@@ -171,9 +172,8 @@ _LABEL = re.compile(r"^(\$L__BB\d+_\d+):")
 _BRANCH = re.compile(r"\bbra(?:\.uni)?\s+(\$L__BB\d+_\d+);")
 
 
-def loop_accesses(ptx: str) -> list:
-    """Global loads and stores inside the PTX's loops (a loop: a label up to a branch back to it)
-    as (op, bits per thread, is_byte) tuples, e.g. ("ld", 128, False) for ld.global.v4.b32."""
+def _loop_lines(ptx: str) -> list[str]:
+    """The PTX lines inside loops (a loop: a label up to a branch back to it)."""
     lines = ptx.splitlines()
     labels = {m.group(1): i for i, line in enumerate(lines) if (m := _LABEL.match(line.strip()))}
     inside = [False] * len(lines)
@@ -182,15 +182,24 @@ def loop_accesses(ptx: str) -> list:
         if m and labels.get(m.group(1), i) < i:
             for j in range(labels[m.group(1)], i + 1):
                 inside[j] = True
+    return [line for line, keep in zip(lines, inside) if keep]
+
+
+def loop_accesses(ptx: str) -> list:
+    """Global loads and stores inside the PTX's loops as (op, bits per thread, is_byte) tuples,
+    e.g. ("ld", 128, False) for ld.global.v4.b32."""
     found = []
-    for i, line in enumerate(lines):
-        m = _ACCESS.search(line)
-        if inside[i] and m:
+    for line in _loop_lines(ptx):
+        if m := _ACCESS.search(line):
             parts = m.group(2).strip(".").split(".")
             vec = next((int(p[1:]) for p in parts if re.fullmatch(r"v\d", p)), 1)
             width = int(re.search(r"\d+$", parts[-1]).group())
             found.append((m.group(1), vec * width, vec == 1 and width == 8))
     return found
+
+
+def loop_barriers(ptx: str) -> int:
+    return sum(bool(re.search(r"\b(bar|barrier)\.sync\b", line)) for line in _loop_lines(ptx))
 
 
 def compile_launch(launch: Launch) -> Report:
@@ -216,6 +225,7 @@ def compile_launch(launch: Launch) -> Report:
     report.spills = sum(map(int, spills)) if spills else -1
     report.shared = compiled.metadata.shared
     report.loop_accesses = loop_accesses(compiled.asm["ptx"])
+    report.loop_barriers = loop_barriers(compiled.asm["ptx"])
     return report
 
 
@@ -247,13 +257,15 @@ def _width(r: Report) -> str:
 
 
 def table(reports: list[Report]) -> str:
-    head = f"{'variant':<44} {'N class':<9} {'regs':>4} {'spill':>5} {'smem':>5}  loop access bits/thread"
+    head = (f"{'variant':<44} {'N class':<9} {'regs':>4} {'spill':>5} {'smem':>5} {'sync':>4}  "
+            "time-loop global access, bits/thread")
     lines = [head, "-" * len(head)]
     for r in reports:
         if r.error:
             lines.append(f"{r.name:<44} {r.n_class:<9} ERROR {r.error}")
         else:
-            lines.append(f"{r.name:<44} {r.n_class:<9} {r.registers:>4} {r.spills:>5} {r.shared:>5}  {_width(r)}")
+            lines.append(f"{r.name:<44} {r.n_class:<9} {r.registers:>4} {r.spills:>5} {r.shared:>5} "
+                         f"{r.loop_barriers:>4}  {_width(r)}")
     return "\n".join(lines)
 
 

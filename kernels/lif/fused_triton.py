@@ -1,10 +1,23 @@
 """Fused Triton kernels: the LIF scan with the in-kernel membrane sum, and its reverse-time backward.
 
 Grid: one program per BLOCK neurons; the time loop runs inside the kernel with the membrane in
-fp32 registers whatever the storage dtype. T and N are runtime arguments (`do_not_specialize`),
-and so are vth, decay and alpha: a new T, batch size, feature-map size or ESG's new alpha never
-recompiles. Offsets are int64. Floating-point contraction is disabled so that `decay * u + x`
-rounds exactly like the PyTorch reference (a contracted FMA can flip a spike at a threshold tie).
+fp32 registers whatever the storage dtype. Offsets are int64.
+
+Compiled variants. T, NB (the bit-row length), vth, decay, alpha are runtime values that never
+recompile (`do_not_specialize`, or floats, which Triton does not specialize). N is specialized
+by Triton's integer rule, on purpose: with N % 16 == 0 it knows every [T, N] row starts 16-byte
+aligned and the time loop loads and stores 128 bits per thread (`ld.global.v4`); without it
+every access is scalar. So each configuration (dtypes, reset, saved state, surrogate, detach,
+which gradients arrive) compiles at most three kernels per direction, one for each class of N:
+N % 16 == 0, N == 1 and any other N (plus an int64 one for N >= 2^31, and one more if a tensor
+does not start 16-byte aligned, e.g. a view into the middle of a buffer). A new T, alpha or
+batch size within a class compiles nothing (tests/kernels/test_lif_specialization.py).
+`python -m kernels.lif.compile_check` compiles every variant for sm_90 without a GPU.
+
+Floating-point contraction is off in the forward, so that `decay * u + x` rounds exactly like
+the PyTorch reference (a contracted FMA can flip a spike at a threshold tie), and on in the
+backward, whose spikes come from the saved state (u >= vth on the stored u, or the stored bits)
+with no arithmetic before the comparison.
 
 Bytes per element (E = T * N), fp32 storage, exact state:
   forward  reads x (4), writes spikes (4) and the saved pre-reset membrane u in fp32 (4);
