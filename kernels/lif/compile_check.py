@@ -65,6 +65,7 @@ class Report:
     shared: int = -1
     loop_accesses: list = field(default_factory=list)  # (op, bits per thread, is the bit row)
     loop_barriers: int = 0  # bar.sync in the time loop: a layout change through shared memory
+    loop_instructions: int = 0  # PTX instructions in the time loop (per thread and step)
     error: str = ""
 
 
@@ -202,6 +203,12 @@ def loop_barriers(ptx: str) -> int:
     return sum(bool(re.search(r"\b(bar|barrier)\.sync\b", line)) for line in _loop_lines(ptx))
 
 
+def loop_instructions(ptx: str) -> int:
+    """PTX instructions (not labels, comments or directives) in the loops."""
+    return sum(bool(re.match(r"\s*(@!?%\w+\s+)?[a-z]", line)) and line.rstrip().endswith(";")
+               for line in _loop_lines(ptx))
+
+
 def compile_launch(launch: Launch) -> Report:
     import triton
     from triton.compiler import ASTSource
@@ -226,6 +233,7 @@ def compile_launch(launch: Launch) -> Report:
     report.shared = compiled.metadata.shared
     report.loop_accesses = loop_accesses(compiled.asm["ptx"])
     report.loop_barriers = loop_barriers(compiled.asm["ptx"])
+    report.loop_instructions = loop_instructions(compiled.asm["ptx"])
     return report
 
 
@@ -257,15 +265,15 @@ def _width(r: Report) -> str:
 
 
 def table(reports: list[Report]) -> str:
-    head = (f"{'variant':<44} {'N class':<9} {'regs':>4} {'spill':>5} {'smem':>5} {'sync':>4}  "
+    head = (f"{'variant':<44} {'N class':<9} {'regs':>4} {'spill':>5} {'smem':>5} {'sync':>4} {'instr':>5}  "
             "time-loop global access, bits/thread")
     lines = [head, "-" * len(head)]
     for r in reports:
         if r.error:
-            lines.append(f"{r.name:<44} {r.n_class:<9} ERROR {r.error}")
+            lines.append(f"{r.name:<44} {r.n_class:<9} ERROR {r.error[:160]}")
         else:
             lines.append(f"{r.name:<44} {r.n_class:<9} {r.registers:>4} {r.spills:>5} {r.shared:>5} "
-                         f"{r.loop_barriers:>4}  {_width(r)}")
+                         f"{r.loop_barriers:>4} {r.loop_instructions:>5}  {_width(r)}")
     return "\n".join(lines)
 
 
