@@ -59,6 +59,17 @@ def _block_offsets(pid, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def _tile_offsets(pid, BLOCK: tl.constexpr, VEC: tl.constexpr):
+    """The same offsets as a [BLOCK // VEC, VEC] tile: VEC consecutive neurons per row. The row
+    length is what the compiler sees as contiguous, so it gives each thread VEC neurons of every
+    row (x, spikes, u, gradients) whatever their dtype: one register layout for all of them,
+    instead of 8 per thread for 16-bit rows and 4 for fp32 rows and a change of layout through
+    shared memory at every timestep."""
+    tile = tl.arange(0, BLOCK // VEC)[:, None] * VEC + tl.arange(0, VEC)[None, :]
+    return pid.to(tl.int64) * BLOCK + tile
+
+
+@triton.jit
 def _row_start(t, N):
     """int64 offset of time row t in a [T, N] matrix."""
     return t.to(tl.int64) * N
@@ -75,16 +86,16 @@ def _round_to_bf16(u):
 
 @triton.jit
 def _pack_bits(o, BLOCK: tl.constexpr):
-    """[BLOCK] 0/1 fp32 -> [BLOCK // 8] uint8, bit j of byte k = neuron 8k + j."""
+    """[BLOCK // VEC, VEC] 0/1 fp32 tile -> [BLOCK // 8] uint8, bit j of byte k = neuron 8k + j."""
     o = tl.reshape(o.to(tl.int32), (BLOCK // 8, 8))
     return tl.sum(o << tl.arange(0, 8)[None, :], axis=1).to(tl.uint8)
 
 
 @triton.jit
-def _unpack_bits(packed, BLOCK: tl.constexpr):
-    """[BLOCK // 8] uint8 -> [BLOCK] 0/1 fp32."""
+def _unpack_bits(packed, BLOCK: tl.constexpr, VEC: tl.constexpr):
+    """[BLOCK // 8] uint8 -> [BLOCK // VEC, VEC] 0/1 fp32 tile."""
     o = (packed.to(tl.int32)[:, None] >> tl.arange(0, 8)[None, :]) & 1
-    return tl.reshape(o, (BLOCK,)).to(tl.float32)
+    return tl.reshape(o, (BLOCK // VEC, VEC)).to(tl.float32)
 
 
 @triton.jit
@@ -114,8 +125,11 @@ def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, d
                     HARD: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
     """SAVE: 0 nothing, 1 u in fp32 into u_ptr, 2 u in bf16 into u_ptr plus spike bits into
     bits_ptr ([T, NB] uint8, NB = ceil(N / 8))."""
+    # 4 neurons per thread when an fp32 row is involved (128-bit access), else 8
+    VEC: tl.constexpr = 4 if (x_ptr.dtype.element_ty.primitive_bitwidth == 32
+                              or u_ptr.dtype.element_ty.primitive_bitwidth == 32) else 8
     pid = tl.program_id(0)
-    offs = _block_offsets(pid, BLOCK)
+    offs = _tile_offsets(pid, BLOCK, VEC)
     mask = offs < N
     p_x = x_ptr + offs
     p_s = s_ptr + offs
@@ -123,9 +137,9 @@ def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, d
     offs_b = _block_offsets(pid, BLOCK // 8)
     mask_b = offs_b < NB
     p_bits = bits_ptr + offs_b
-    b_u = tl.zeros([BLOCK], dtype=tl.float32)
-    b_o = tl.zeros([BLOCK], dtype=tl.float32)
-    b_sum = tl.zeros([BLOCK], dtype=tl.float32)
+    b_u = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
+    b_o = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
+    b_sum = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
     for _ in range(T):
         b_x = tl.load(p_x, mask=mask, other=0.0).to(tl.float32)
         if HARD:
@@ -144,7 +158,7 @@ def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, d
         p_x += N
         p_s += N
         p_u += N
-    tl.store(partial_ptr + pid, tl.sum(b_sum, axis=0))
+    tl.store(partial_ptr + pid, tl.sum(tl.sum(b_sum, axis=1), axis=0))
 
 
 @triton.jit(do_not_specialize=["T", "NB"])
@@ -153,9 +167,12 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
                     HAS_GS: tl.constexpr, HAS_GM: tl.constexpr, COMPACT: tl.constexpr, BLOCK: tl.constexpr):
     """Reverse-time pass; see fused_torch.bwd for the recurrence. COMPACT: u is bf16 and the
     spikes come from bits_ptr instead of being recomputed as u >= vth."""
+    VEC: tl.constexpr = 4 if (gs_ptr.dtype.element_ty.primitive_bitwidth == 32
+                              or u_ptr.dtype.element_ty.primitive_bitwidth == 32
+                              or dx_ptr.dtype.element_ty.primitive_bitwidth == 32) else 8
     pid = tl.program_id(0)
-    offs = _row_start(T - 1, N) + _block_offsets(pid, BLOCK)
-    mask = _block_offsets(pid, BLOCK) < N
+    offs = _row_start(T - 1, N) + _tile_offsets(pid, BLOCK, VEC)
+    mask = _tile_offsets(pid, BLOCK, VEC) < N
     p_gs = gs_ptr + offs
     p_u = u_ptr + offs
     p_dx = dx_ptr + offs
@@ -165,16 +182,16 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
     c = 0.0
     if HAS_GM:
         c = tl.load(gm_ptr).to(tl.float32) * inv_count
-    b_gnext = tl.zeros([BLOCK], dtype=tl.float32)
+    b_gnext = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
     for i in range(T):
         b_u = tl.load(p_u, mask=mask, other=0.0).to(tl.float32)
         if COMPACT:
-            b_o = _unpack_bits(tl.load(p_bits, mask=mask_b, other=0), BLOCK)
+            b_o = _unpack_bits(tl.load(p_bits, mask=mask_b, other=0), BLOCK, VEC)
             p_bits -= NB
         else:
             b_o = (b_u >= vth).to(tl.float32)
         b_sg = _surrogate_grad(b_u, vth, alpha, dspike_scale, SURROGATE)
-        b_go = tl.zeros([BLOCK], dtype=tl.float32)
+        b_go = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
         if HAS_GS:
             b_go = tl.load(p_gs, mask=mask, other=0.0).to(tl.float32)
         if not DETACH:
