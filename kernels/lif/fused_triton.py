@@ -6,8 +6,8 @@ fp32 registers whatever the storage dtype. Offsets are int64.
 Compiled variants. T, NB (the bit-row length), vth, decay, alpha are runtime values that never
 recompile (`do_not_specialize`, or floats, which Triton does not specialize). N is specialized
 by Triton's integer rule, on purpose: with N % 16 == 0 it knows every [T, N] row starts 16-byte
-aligned and the time loop loads and stores 128 bits per thread (`ld.global.v4`); without it
-every access is scalar. So each configuration (dtypes, reset, saved state, surrogate, detach,
+aligned and the time loop loads and stores vectors of 64 or 128 bits per thread
+(`ld.global.v2/v4`); without it every access is scalar. So each configuration (dtypes, reset, saved state, surrogate, detach,
 which gradients arrive) compiles at most three kernels per direction, one for each class of N:
 N % 16 == 0, N == 1 and any other N (plus an int64 one for N >= 2^31, and one more if a tensor
 does not start 16-byte aligned, e.g. a view into the middle of a buffer). A new T, alpha or
