@@ -9,21 +9,25 @@ saved state, surrogate, detach, which gradients arrive) and one class of N (N % 
 not): the host functions are called on small CPU tensors with the kernels' `run` intercepted,
 the launch is specialized by Triton's own binder as the JIT would for a CUDA sm_90 device, and
 `triton.compile` builds it for `GPUTarget("cuda", 90, 32)` with the `ptxas` shipped in Triton.
-No driver is touched. A table (registers, spills, shared memory, global accesses in the time
-loop) is printed; the exit status is 1 when a variant
+No driver is touched. A table is printed (registers, spills, shared memory, and per time step
+of the PTX loop: barriers, instructions, width of the global accesses); the exit status is 1
+when a variant
 
 - fails to compile,
 - spills registers (ptxas' verbose log),
 - uses more registers than `REGISTER_BUDGET` for its class: 64 when N % 16 == 0 (at 128 threads
   per program, 8 programs, 1024 threads, share an SM: enough loads in flight to stream at full
-  bandwidth), 128 otherwise (the scalar fallback: 4 programs per SM, no spills),
+  bandwidth), 128 for the other classes (scalar fallbacks: 4 programs per SM),
 - or, in the N % 16 == 0 class, makes a scalar global access inside the time loop of the PTX.
   A [T, N] row access must be a vector (`ld.global.v2/v4`, 64-128 bits per thread); the one
   exception is the packed spike bits, whose single byte per thread holds 8 whole neurons.
 
-`TRITON_INTERPRET` must be unset (under the interpreter `@triton.jit` yields no compilable
-kernel); the module then sets it to 0 for its own process and uses a fresh Triton cache so that
-ptxas really runs.
+The classes compiled are N % 16 == 0, N == 1 and any other N, Triton's three classes for an
+int32 N; N >= 2^31 (an int64 N) would need [T, 2^31] tensors to reach through the host code and
+is not compiled here.
+
+`TRITON_INTERPRET` must be unset (under the interpreter `@triton.jit` builds no JIT function):
+the check refuses to run otherwise (exit 2). It uses a fresh Triton cache so that ptxas runs.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from pathlib import Path
 from typing import Iterator
 
 TARGET_ARCH = 90
-N_CLASSES = {"N%16==0": 4096, "N%16!=0": 4099}  # an N of each class; the vector check applies to the first
-REGISTER_BUDGET = {"N%16==0": 64, "N%16!=0": 128}
+N_CLASSES = {"N%16==0": 4096, "N%16!=0": 4099, "N==1": 1}  # an N of each class; vectors checked in the first
+REGISTER_BUDGET = {"N%16==0": 64, "N%16!=0": 128, "N==1": 128}
 REPO = Path(__file__).resolve().parents[2]
 
 
