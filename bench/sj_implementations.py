@@ -24,7 +24,8 @@ import tempfile
 from pathlib import Path
 
 SETTINGS = ("auto", "cuda", "triton", "torch")
-SHAPES = ((4, 1 << 20, "float32"), (4, 1 << 20, "bfloat16"), (4, 1 << 22, "float32"), (10, 128 * 16 * 32 * 32, "float32"))
+SHAPES = ((4, 1 << 20, "float32"), (4, 1 << 20, "bfloat16"), (4, 1 << 22, "float32"),
+          (10, 128 * 16 * 32 * 32, "float32"))  # (T, N, dtype)
 REPO = Path(__file__).resolve().parents[1]
 
 

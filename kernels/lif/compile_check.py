@@ -123,7 +123,8 @@ def launches(n_classes: dict = N_CLASSES, T: int = 2) -> Iterator[Launch]:
     for dname, dtype in dtypes.items():
         for reset in ("hard", "soft"):
             for save in (None, "exact", "compact"):
-                cases.append((f"fwd {dname} {reset} save={save}", "fwd", dtype, LIFParams(reset=reset), save, True, True))
+                cases.append((f"fwd {dname} {reset} save={save}", "fwd", dtype, LIFParams(reset=reset), save,
+                              True, True))
     for state in ("exact", "compact"):
         for dname, dtype in dtypes.items():
             for surrogate in ("tanh", "rect", "dspike"):

@@ -1,14 +1,17 @@
 """Fused Triton kernels: the LIF scan with the in-kernel membrane sum, and its reverse-time backward.
 
 Grid: one program per BLOCK neurons; the time loop runs inside the kernel with the membrane in
-fp32 registers whatever the storage dtype. Offsets are int64.
+fp32 registers whatever the storage dtype. Offsets are int64. A program holds its neurons as a
+[BLOCK / VEC, VEC] tile, VEC = 4 when the kernel touches an fp32 row and 8 otherwise, so that
+every row shares one register layout (see _tile_offsets).
 
 Compiled variants. T, NB (the bit-row length), vth, decay, alpha are runtime values that never
 recompile (`do_not_specialize`, or floats, which Triton does not specialize). N is specialized
 by Triton's integer rule, on purpose: with N % 16 == 0 it knows every [T, N] row starts 16-byte
 aligned and the time loop loads and stores vectors of 64 or 128 bits per thread
-(`ld.global.v2/v4`); without it every access is scalar. So each configuration (dtypes, reset, saved state, surrogate, detach,
-which gradients arrive) compiles at most three kernels per direction, one for each class of N:
+(`ld.global.v2/v4`); without it every access is scalar. So each configuration (dtypes, reset,
+saved state, surrogate, detach, which gradients arrive) compiles at most three kernels per
+direction, one for each class of N:
 N % 16 == 0, N == 1 and any other N (plus an int64 one for N >= 2^31, and one more if a tensor
 does not start 16-byte aligned, e.g. a view into the middle of a buffer). A new T, alpha or
 batch size within a class compiles nothing (tests/kernels/test_lif_specialization.py).
