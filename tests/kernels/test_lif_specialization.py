@@ -1,4 +1,5 @@
-"""How many compiled Triton kernels a configuration costs, checked without a GPU.
+"""How many compiled Triton kernels a configuration costs, and with which options, checked without
+a GPU.
 
 Triton's JIT compiles one kernel per specialization key: constexpr values, dtypes, and for each
 specialized integer argument its class (== 1 becomes a constant, % 16 == 0 gets a divisibility
@@ -62,3 +63,11 @@ def test_three_variants_per_configuration(keys, direction, state):
     # within a class, T, alpha, batch size and NB change nothing
     assert {name: len(k) for name, k in by_class.items()} == {"16": 1, "other": 1, "one": 1}
     assert len(set(key.values())) == 3
+
+
+def test_fma_contraction_off_in_forward_on_in_backward(keys):
+    # The interpreter never contracts, so only the launch options can show this: a contracted
+    # `decay * u + x` in the forward may flip a spike at a threshold tie against the reference.
+    for case, key in keys.items():
+        fusion = "('enable_fp_fusion', True)" in key
+        assert fusion == case.startswith("bwd"), (case, key)
