@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: install install-test run demo test bench
+.PHONY: install install-test run demo test gpu-compile-check bench
 
 install:
 	$(PYTHON) -m pip install -e .
@@ -20,6 +20,13 @@ demo: install
 # The whole test suite on CPU (Triton kernels run under the interpreter).
 test: install-test
 	TRITON_INTERPRET=1 $(PYTHON) -m pytest -q tests bench --benchmark-disable
+
+# Every Triton kernel variant compiled ahead of time for sm_90 (Hopper) with the installed Triton
+# and with Triton 3.6.0 (a venv built once in .cache/): fails on a compile error, a spill, registers
+# over budget or scalar time-loop access. No GPU needed (kernels/lif/compile_check.py).
+gpu-compile-check: install
+	env -u TRITON_INTERPRET $(PYTHON) -m kernels.lif.compile_check
+	env -u TRITON_INTERPRET $(PYTHON) -m kernels.lif.compile_check --triton 3.6.0
 
 bench: install-test
 	$(PYTHON) -m pytest bench/ --benchmark-only

@@ -1,10 +1,26 @@
 """Fused Triton kernels: the LIF scan with the in-kernel membrane sum, and its reverse-time backward.
 
 Grid: one program per BLOCK neurons; the time loop runs inside the kernel with the membrane in
-fp32 registers whatever the storage dtype. T and N are runtime arguments (`do_not_specialize`),
-and so are vth, decay and alpha: a new T, batch size, feature-map size or ESG's new alpha never
-recompiles. Offsets are int64. Floating-point contraction is disabled so that `decay * u + x`
-rounds exactly like the PyTorch reference (a contracted FMA can flip a spike at a threshold tie).
+fp32 registers whatever the storage dtype. Offsets are int64. A program holds its neurons as a
+[BLOCK / VEC, VEC] tile, VEC = 4 when the kernel touches an fp32 row and 8 otherwise, so that
+every row shares one register layout (see _tile_offsets).
+
+Compiled variants. T, NB (the bit-row length), vth, decay, alpha are runtime values that never
+recompile (`do_not_specialize`, or floats, which Triton does not specialize). N is specialized
+by Triton's integer rule, on purpose: with N % 16 == 0 it knows every [T, N] row starts 16-byte
+aligned and the time loop loads and stores vectors of 64 or 128 bits per thread
+(`ld.global.v2/v4`); without it every access is scalar. So each configuration (dtypes, reset,
+saved state, surrogate, detach, which gradients arrive) compiles at most three kernels per
+direction, one for each class of N:
+N % 16 == 0, N == 1 and any other N (plus an int64 one for N >= 2^31, and one more if a tensor
+does not start 16-byte aligned, e.g. a view into the middle of a buffer). A new T, alpha or
+batch size within a class compiles nothing (tests/kernels/test_lif_specialization.py).
+`python -m kernels.lif.compile_check` compiles every variant for sm_90 without a GPU.
+
+Floating-point contraction is off in the forward, so that `decay * u + x` rounds exactly like
+the PyTorch reference (a contracted FMA can flip a spike at a threshold tie), and on in the
+backward, whose spikes come from the saved state (u >= vth on the stored u, or the stored bits)
+with no arithmetic before the comparison.
 
 Bytes per element (E = T * N), fp32 storage, exact state:
   forward  reads x (4), writes spikes (4) and the saved pre-reset membrane u in fp32 (4);
@@ -46,6 +62,17 @@ def _block_offsets(pid, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def _tile_offsets(pid, BLOCK: tl.constexpr, VEC: tl.constexpr):
+    """The same offsets as a [BLOCK // VEC, VEC] tile: VEC consecutive neurons per row. The row
+    length is what the compiler sees as contiguous, so it gives each thread VEC neurons of every
+    row (x, spikes, u, gradients) whatever their dtype: one register layout for all of them,
+    instead of 8 per thread for 16-bit rows and 4 for fp32 rows and a change of layout through
+    shared memory at every timestep."""
+    tile = tl.arange(0, BLOCK // VEC)[:, None] * VEC + tl.arange(0, VEC)[None, :]
+    return pid.to(tl.int64) * BLOCK + tile
+
+
+@triton.jit
 def _row_start(t, N):
     """int64 offset of time row t in a [T, N] matrix."""
     return t.to(tl.int64) * N
@@ -62,40 +89,50 @@ def _round_to_bf16(u):
 
 @triton.jit
 def _pack_bits(o, BLOCK: tl.constexpr):
-    """[BLOCK] 0/1 fp32 -> [BLOCK // 8] uint8, bit j of byte k = neuron 8k + j."""
+    """[BLOCK // VEC, VEC] 0/1 fp32 tile -> [BLOCK // 8] uint8, bit j of byte k = neuron 8k + j."""
     o = tl.reshape(o.to(tl.int32), (BLOCK // 8, 8))
     return tl.sum(o << tl.arange(0, 8)[None, :], axis=1).to(tl.uint8)
 
 
 @triton.jit
-def _unpack_bits(packed, BLOCK: tl.constexpr):
-    """[BLOCK // 8] uint8 -> [BLOCK] 0/1 fp32."""
+def _unpack_bits(packed, BLOCK: tl.constexpr, VEC: tl.constexpr):
+    """[BLOCK // 8] uint8 -> [BLOCK // VEC, VEC] 0/1 fp32 tile."""
     o = (packed.to(tl.int32)[:, None] >> tl.arange(0, 8)[None, :]) & 1
-    return tl.reshape(o, (BLOCK,)).to(tl.float32)
+    return tl.reshape(o, (BLOCK // VEC, VEC)).to(tl.float32)
+
+
+@triton.jit
+def _sigmoid_slope(z):
+    """sigmoid(z) sigmoid(-z) = e / (1 + e)^2 with e = exp(-|z|) in (0, 1]: one exponential, no
+    overflow, 0 at z = +-inf."""
+    e = tl.exp(-tl.abs(z))
+    d = 1.0 + e
+    return e / (d * d)
 
 
 @triton.jit
 def _surrogate_grad(u, vth, alpha, dspike_scale, SURROGATE: tl.constexpr):
     """d phi / du (see naive.asymptotic); 1 - tanh(y)^2 = 4 sigmoid(2y) sigmoid(-2y)."""
     if SURROGATE == 0:
-        z = 2.0 * alpha * (u - vth)
-        return 2.0 * alpha * tl.sigmoid(z) * tl.sigmoid(-z)
+        return 2.0 * alpha * _sigmoid_slope(2.0 * alpha * (u - vth))
     elif SURROGATE == 1:
         return tl.where(tl.abs(u - vth) < 0.5 * alpha, 1.0 / alpha, 0.0)
     else:
         x = u / (2.0 * vth)
-        z = 2.0 * alpha * (x - 0.5)
-        g = 4.0 * dspike_scale * tl.sigmoid(z) * tl.sigmoid(-z)
+        g = 4.0 * dspike_scale * _sigmoid_slope(2.0 * alpha * (x - 0.5))
         return tl.where((x >= 0.0) & (x <= 1.0), g, 0.0)
 
 
-@triton.jit(do_not_specialize=["T", "N"])
+@triton.jit(do_not_specialize=["T", "NB"])
 def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, decay,
                     HARD: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
     """SAVE: 0 nothing, 1 u in fp32 into u_ptr, 2 u in bf16 into u_ptr plus spike bits into
     bits_ptr ([T, NB] uint8, NB = ceil(N / 8))."""
+    # 4 neurons per thread when an fp32 row is involved (128-bit access), else 8
+    VEC: tl.constexpr = 4 if (x_ptr.dtype.element_ty.primitive_bitwidth == 32
+                              or u_ptr.dtype.element_ty.primitive_bitwidth == 32) else 8
     pid = tl.program_id(0)
-    offs = _block_offsets(pid, BLOCK)
+    offs = _tile_offsets(pid, BLOCK, VEC)
     mask = offs < N
     p_x = x_ptr + offs
     p_s = s_ptr + offs
@@ -103,9 +140,9 @@ def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, d
     offs_b = _block_offsets(pid, BLOCK // 8)
     mask_b = offs_b < NB
     p_bits = bits_ptr + offs_b
-    b_u = tl.zeros([BLOCK], dtype=tl.float32)
-    b_o = tl.zeros([BLOCK], dtype=tl.float32)
-    b_sum = tl.zeros([BLOCK], dtype=tl.float32)
+    b_u = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
+    b_o = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
+    b_sum = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
     for _ in range(T):
         b_x = tl.load(p_x, mask=mask, other=0.0).to(tl.float32)
         if HARD:
@@ -124,18 +161,21 @@ def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, d
         p_x += N
         p_s += N
         p_u += N
-    tl.store(partial_ptr + pid, tl.sum(b_sum, axis=0))
+    tl.store(partial_ptr + pid, tl.sum(tl.sum(b_sum, axis=1), axis=0))
 
 
-@triton.jit(do_not_specialize=["T", "N"])
+@triton.jit(do_not_specialize=["T", "NB"])
 def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, decay, alpha, dspike_scale,
                     inv_count, HARD: tl.constexpr, DETACH: tl.constexpr, SURROGATE: tl.constexpr,
                     HAS_GS: tl.constexpr, HAS_GM: tl.constexpr, COMPACT: tl.constexpr, BLOCK: tl.constexpr):
     """Reverse-time pass; see fused_torch.bwd for the recurrence. COMPACT: u is bf16 and the
     spikes come from bits_ptr instead of being recomputed as u >= vth."""
+    VEC: tl.constexpr = 4 if (gs_ptr.dtype.element_ty.primitive_bitwidth == 32
+                              or u_ptr.dtype.element_ty.primitive_bitwidth == 32
+                              or dx_ptr.dtype.element_ty.primitive_bitwidth == 32) else 8
     pid = tl.program_id(0)
-    offs = _row_start(T - 1, N) + _block_offsets(pid, BLOCK)
-    mask = _block_offsets(pid, BLOCK) < N
+    offs = _row_start(T - 1, N) + _tile_offsets(pid, BLOCK, VEC)
+    mask = _tile_offsets(pid, BLOCK, VEC) < N
     p_gs = gs_ptr + offs
     p_u = u_ptr + offs
     p_dx = dx_ptr + offs
@@ -145,23 +185,24 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
     c = 0.0
     if HAS_GM:
         c = tl.load(gm_ptr).to(tl.float32) * inv_count
-    b_gnext = tl.zeros([BLOCK], dtype=tl.float32)
-    for _ in range(T):
+    b_gnext = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
+    for i in range(T):
         b_u = tl.load(p_u, mask=mask, other=0.0).to(tl.float32)
         if COMPACT:
-            b_o = _unpack_bits(tl.load(p_bits, mask=mask_b, other=0), BLOCK)
+            b_o = _unpack_bits(tl.load(p_bits, mask=mask_b, other=0), BLOCK, VEC)
             p_bits -= NB
         else:
             b_o = (b_u >= vth).to(tl.float32)
         b_sg = _surrogate_grad(b_u, vth, alpha, dspike_scale, SURROGATE)
-        b_go = tl.zeros([BLOCK], dtype=tl.float32)
+        b_go = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
         if HAS_GS:
             b_go = tl.load(p_gs, mask=mask, other=0.0).to(tl.float32)
         if not DETACH:
-            if HARD:
-                b_go += b_gnext * (-decay * b_u)
-            else:
-                b_go += b_gnext * (-decay * vth)
+            if i > 0:  # no reset path out of t = T - 1 (0 * inf there would make a NaN)
+                if HARD:
+                    b_go += b_gnext * (-decay * b_u)
+                else:
+                    b_go += b_gnext * (-decay * vth)
         if HARD:
             b_du = b_go * b_sg + c + b_gnext * decay * (1.0 - b_o)
         else:
@@ -173,10 +214,12 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
         p_dx -= N
 
 
-def _launch_options() -> dict:
+def _launch_options(fp_fusion: bool) -> dict:
+    """num_warps and FMA contraction: off in the forward (spikes must match the reference at
+    threshold ties), on in the backward (its spikes come from the saved state, not arithmetic)."""
     if interpreting():
         return {}
-    return {"num_warps": 4, "enable_fp_fusion": False}
+    return {"num_warps": 4, "enable_fp_fusion": fp_fusion}
 
 
 def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
@@ -196,7 +239,7 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     _lif_fwd_kernel[(n_prog,)](
         x, out, u, bits, partials, T, N, NB, p.vth, p.decay,
         HARD=p.reset == "hard", SAVE={None: 0, "exact": 1, "compact": 2}[save], BLOCK=BLOCK,
-        **_launch_options())
+        **_launch_options(fp_fusion=False))
     saved = {None: None, "exact": (u,), "compact": (u, bits)}[save]
     return saved, partials.sum() / (T * N)
 
@@ -213,4 +256,4 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
         p.vth, p.decay, p.alpha, dspike_scale, 1.0 / (T * N),
         HARD=p.reset == "hard", DETACH=p.detach_reset, SURROGATE=SURROGATE_CODES[p.surrogate],
         HAS_GS=gs is not None, HAS_GM=gm is not None, COMPACT=len(saved) == 2, BLOCK=BLOCK,
-        **_launch_options())
+        **_launch_options(fp_fusion=True))
