@@ -1,5 +1,6 @@
 """DistributedDataParallel on CPU (gloo, two processes): weights identical across ranks, and equal
-to one process trained with the same global batch up to float summation order.
+to one process trained with the same global batch up to float summation order; and a failure on
+one rank ends both promptly.
 
 Tolerance: the two runs differ only in how per-sample gradients are summed (two half-batch means
 averaged by the all-reduce vs one full-batch mean); after 12 SGD steps the weights agree to 7.5e-8
@@ -10,14 +11,18 @@ process with the whole batch cannot match. IM-Loss is on (weight 2): the trainer
 layer's mean membrane over ranks, so the term is that of the global batch.
 """
 
+import errno
+import io
 import os
 import socket
+import sys
+import time
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from snn.train import Config, checkpoint, run
+from snn.train import Config, checkpoint, main, run
 
 
 def config(out) -> Config:
@@ -69,3 +74,50 @@ def test_two_processes_match_one(tmp_path, one_thread):
         assert [r[key] for r in ddp] == pytest.approx([r[key] for r in one], rel=1e-5, abs=1e-6), key
     rates = [k for k in one[-1] if k.startswith("rate/")]
     assert [ddp[-1][k] for k in rates] == pytest.approx([one[-1][k] for k in rates], abs=1e-6)
+
+
+def _rank_with_full_disk(rank: int, world: int, port: int, tmp: str) -> None:
+    """`python -m snn.train` on one rank; on rank 0 every torch.save to a file hits a full disk (saves to
+    memory, which torch.distributed uses to send objects, still work)."""
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    if rank == 0:
+        to_memory = torch.save
+
+        def full_disk(obj, f, *args, **kwargs):
+            if isinstance(f, io.BytesIO):
+                return to_memory(obj, f, *args, **kwargs)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        torch.save = full_disk
+    sys.stderr = open(os.path.join(tmp, f"stderr{rank}.txt"), "w", buffering=1)
+    code = main(["--dataset", "synthetic", "--width", "0.125", "--T", "2", "--epochs", "2", "--batch-size", "32",
+                 "--no-progress", "--out", os.path.join(tmp, "run")])
+    sys.exit(code)
+
+
+def test_a_failure_on_rank_0_ends_every_rank(tmp_path, one_thread):
+    """Rank 0 cannot write its checkpoint (ENOSPC) while rank 1 goes on to the next epoch: both must
+    exit with code 1 within the bound (before the fix: rank 0 waited in the teardown barrier and
+    rank 1 in the next forward, forever), the error printed once, by rank 0, naming the file."""
+    context = mp.get_context("spawn")
+    port = _free_port()
+    ranks = [context.Process(target=_rank_with_full_disk, args=(r, 2, port, str(tmp_path))) for r in range(2)]
+    for p in ranks:
+        p.start()
+    deadline = time.monotonic() + 120  # startup and one epoch take about 10 s on 2 busy cores
+    for p in ranks:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    hung = [r for r, p in enumerate(ranks) if p.is_alive()]
+    for p in ranks:
+        if p.is_alive():
+            p.kill()
+            p.join()
+    assert not hung, f"ranks {hung} still running after 120 s"
+    assert [p.exitcode for p in ranks] == [1, 1]
+    err0, err1 = ((tmp_path / f"stderr{r}.txt").read_text() for r in (0, 1))
+    assert err0.count("No space left on device") == 1 and "Traceback" not in err0, err0
+    assert f"cannot write {tmp_path / 'run'}" in err0
+    assert err1 == ""
+    assert not list((tmp_path / "run").glob("*.pt")) and not list((tmp_path / "run").glob(".*.tmp"))
