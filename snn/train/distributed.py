@@ -85,6 +85,12 @@ def abort(ctx: Context) -> None:
         dist.destroy_process_group()
 
 
+def lost_peer(error: BaseException) -> bool:
+    """Whether error is a collective that failed because another rank left the process group (gloo
+    reports "Connection closed by peer" or "Connection reset by peer")."""
+    return isinstance(error, RuntimeError) and any(m in str(error) for m in ("closed by peer", "reset by peer"))
+
+
 def together(fn, ctx: Context, main_only: bool = False):
     """fn() on every rank (on rank 0 alone with main_only), then agree on the outcome: if it raised
     anywhere, every rank raises, the failing ranks their own exception, the others PeerFailed.

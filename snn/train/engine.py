@@ -333,8 +333,11 @@ def run(config: Config) -> Results:
     try:
         results = _run(config, ctx)
         distributed.barrier(ctx)
-    except BaseException:
+    except BaseException as e:
         distributed.abort(ctx)
+        if ctx.distributed and distributed.lost_peer(e):
+            raise distributed.PeerFailed(f"another process of the run stopped, so rank {ctx.rank} stopped too; the "
+                                         f"failing process's log says why") from None
         raise
     distributed.teardown(ctx)
     return results

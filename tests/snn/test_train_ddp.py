@@ -22,7 +22,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from snn.train import Config, checkpoint, main, run
+from snn.train import Config, checkpoint, engine, main, run
 
 
 def config(out) -> Config:
@@ -76,13 +76,15 @@ def test_two_processes_match_one(tmp_path, one_thread):
     assert [ddp[-1][k] for k in rates] == pytest.approx([one[-1][k] for k in rates], abs=1e-6)
 
 
-def _rank_with_full_disk(rank: int, world: int, port: int, tmp: str) -> None:
-    """`python -m snn.train` on one rank; on rank 0 every torch.save to a file hits a full disk (saves to
-    memory, which torch.distributed uses to send objects, still work)."""
+def _failing_rank(rank: int, world: int, port: int, tmp: str, scenario: str) -> None:
+    """`python -m snn.train` on one rank, with scenario's fault: 'full-disk': every torch.save to a
+    file fails with ENOSPC on rank 0 (saves to memory, which torch.distributed uses to send objects,
+    still work); 'rank-1-raises': rank 1's first evaluation raises while rank 0 waits in its
+    collective."""
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world))
-    if rank == 0:
+    if scenario == "full-disk" and rank == 0:
         to_memory = torch.save
 
         def full_disk(obj, f, *args, **kwargs):
@@ -91,22 +93,30 @@ def _rank_with_full_disk(rank: int, world: int, port: int, tmp: str) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
         torch.save = full_disk
+    if scenario == "rank-1-raises" and rank == 1:
+        def broken(*args, **kwargs):
+            raise ValueError("injected fault on rank 1")
+
+        engine.evaluate = broken
     sys.stderr = open(os.path.join(tmp, f"stderr{rank}.txt"), "w", buffering=1)
     code = main(["--dataset", "synthetic", "--width", "0.125", "--T", "2", "--epochs", "2", "--batch-size", "32",
                  "--no-progress", "--out", os.path.join(tmp, "run")])
     sys.exit(code)
 
 
-def test_a_failure_on_rank_0_ends_every_rank(tmp_path, one_thread):
-    """Rank 0 cannot write its checkpoint (ENOSPC) while rank 1 goes on to the next epoch: both must
-    exit with code 1 within the bound (before the fix: rank 0 waited in the teardown barrier and
-    rank 1 in the next forward, forever), the error printed once, by rank 0, naming the file."""
+@pytest.mark.parametrize("scenario", ["full-disk", "rank-1-raises"])
+def test_a_failure_on_one_rank_ends_every_rank(tmp_path, one_thread, scenario):
+    """One rank fails while the other goes on: both must exit with a non-zero code within the bound,
+    and the error be printed once. full-disk: rank 0 cannot write its checkpoint (ENOSPC; before the
+    fix rank 0 waited in the teardown barrier and rank 1 in the next forward, forever): both exit 1,
+    rank 0 prints one line naming the file. rank-1-raises: rank 1's own traceback, and rank 0 (its
+    collective broken by rank 1 leaving) one line saying another process stopped."""
     context = mp.get_context("spawn")
     port = _free_port()
-    ranks = [context.Process(target=_rank_with_full_disk, args=(r, 2, port, str(tmp_path))) for r in range(2)]
+    ranks = [context.Process(target=_failing_rank, args=(r, 2, port, str(tmp_path), scenario)) for r in range(2)]
     for p in ranks:
         p.start()
-    deadline = time.monotonic() + 120  # startup and one epoch take about 10 s on 2 busy cores
+    deadline = time.monotonic() + 120  # startup and one epoch take about 10-40 s on 2 busy cores
     for p in ranks:
         p.join(timeout=max(0.0, deadline - time.monotonic()))
     hung = [r for r, p in enumerate(ranks) if p.is_alive()]
@@ -117,7 +127,11 @@ def test_a_failure_on_rank_0_ends_every_rank(tmp_path, one_thread):
     assert not hung, f"ranks {hung} still running after 120 s"
     assert [p.exitcode for p in ranks] == [1, 1]
     err0, err1 = ((tmp_path / f"stderr{r}.txt").read_text() for r in (0, 1))
-    assert err0.count("No space left on device") == 1 and "Traceback" not in err0, err0
-    assert f"cannot write {tmp_path / 'run'}" in err0
-    assert err1 == ""
-    assert not list((tmp_path / "run").glob("*.pt")) and not list((tmp_path / "run").glob(".*.tmp"))
+    assert "Traceback" not in err0 and len(err0.strip().splitlines()) == 1, err0
+    if scenario == "full-disk":
+        assert "No space left on device" in err0 and f"cannot write {tmp_path / 'run'}" in err0
+        assert err1 == ""
+        assert not list((tmp_path / "run").glob("*.pt")) and not list((tmp_path / "run").glob(".*.tmp"))
+    else:
+        assert "another process of the run stopped" in err0
+        assert err1.count("ValueError: injected fault on rank 1") == 1
