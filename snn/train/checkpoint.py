@@ -90,10 +90,10 @@ def save(path: Path, state: dict) -> None:
     write_atomic(path, lambda f: torch.save({**state, DIGEST: digest(state)}, f))
 
 
-def remove_partial_writes(folder: Path) -> list[Path]:
-    """Delete the temporary files `.<name>.*.tmp` that an interrupted save (or metrics write) left in
-    folder; -> the files removed."""
-    stale = sorted(p for p in Path(folder).glob(".*.tmp") if p.is_file())
+def remove_partial_writes(folder: Path, names) -> list[Path]:
+    """Delete the temporary files `.<name>.*.tmp` that an interrupted write_atomic of one of names
+    (file names in folder) left behind; -> the files removed."""
+    stale = sorted(p for name in names for p in Path(folder).glob(f".{name}.*.tmp") if p.is_file())
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

@@ -6,7 +6,9 @@
 
 Every epoch: train (Dspike selection first when asked), step the cosine LR and ESG, evaluate
 the validation and test splits, append a metrics row, then write <out>/best.pt (when validation
-accuracy improved) and <out>/last.pt atomically, and rewrite the metrics files.
+accuracy improved) and <out>/last.pt atomically, and rewrite the metrics files. Before the run
+folder is created, every setting is checked (with one forward of a test sample); failures are
+the exceptions listed in run(), and under torchrun they end every rank together.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .distributed import Context
 from .loop import NonFiniteLoss, StepSettings, evaluate, model_input, train_epoch
 
 CUDA_WORKERS = 8  # default data-loader workers per process on CUDA (CPU runs load in the main process)
+RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "metrics.jsonl", "results.json")  # written atomically
 
 
 @dataclass
@@ -114,9 +117,9 @@ def build_model(cfg: Config, info) -> nn.Module:
     """The configured network for the dataset's info; raises ConfigError for settings it rejects."""
     s = cfg.surrogate_spec
     try:
-        return models.build(cfg.model, info.num_classes, in_channels=info.in_channels, norm=cfg.norm, width=cfg.width,
-                        input_size=info.size[0], vth=cfg.vth, decay=cfg.decay, surrogate=s.lif, alpha=s.alpha,
-                            detach_reset=cfg.detach_reset, backend=cfg.backend)
+        return models.build(cfg.model, info.num_classes, in_channels=info.in_channels, norm=cfg.norm,
+                            width=cfg.width, input_size=info.size[0], vth=cfg.vth, decay=cfg.decay, surrogate=s.lif,
+                            alpha=s.alpha, detach_reset=cfg.detach_reset, backend=cfg.backend)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model {cfg.model}: {e}") from None
 
@@ -135,7 +138,7 @@ def preflight(model: nn.Module, sample: torch.Tensor, s: StepSettings, cfg: Conf
             model(model_input(sample.unsqueeze(0), s), T=s.T)
     except (RuntimeError, ValueError, TypeError) as e:
         raise ConfigError(f"{cfg.model} cannot run with these settings (input {tuple(sample.shape)}, backend "
-                          f"{cfg.backend!r}, device {s.device.type}): {str(e).splitlines()[0]}") from None
+                          f"{cfg.backend!r}, device {s.device.type}): {type(e).__name__}: {str(e).strip()}") from None
     finally:
         model.train(training)
 
@@ -286,7 +289,7 @@ def _open_out(out: Path, cfg: Config, history: list[dict]) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot create the run folder --out {out}: {e.strerror or e}; choose another --out") from None
-    for stale in checkpoint.remove_partial_writes(out):
+    for stale in checkpoint.remove_partial_writes(out, RUN_FILES):
         print(f"removed {stale}, left by an interrupted write", flush=True)
     checkpoint.write_atomic(out / "config.json", lambda f: f.write((json.dumps(cfg.to_dict(), indent=2) + "\n").encode()))
     if history:

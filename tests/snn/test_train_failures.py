@@ -117,8 +117,9 @@ def test_stale_temporary_files_are_removed_at_start_and_resume(tmp_path, capsys)
     fresh.mkdir()
     (fresh / ".last.pt.k1ll3d.tmp").write_bytes(b"\x00" * 10_000)
     (fresh / "notes.txt").write_text("mine\n")
+    (fresh / ".notes.txt.k1ll3d.tmp").write_text("not written by the trainer\n")
     assert main(argv(fresh, "--epochs", "1")) == 0
-    assert sorted(p.name for p in fresh.glob(".*")) == []
+    assert sorted(p.name for p in fresh.glob(".*")) == [".notes.txt.k1ll3d.tmp"]
     assert (fresh / "notes.txt").read_text() == "mine\n"
 
     out = finished_run(tmp_path, epochs=1)
