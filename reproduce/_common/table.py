@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -114,9 +115,15 @@ class ResultsTable:
         self._previous = self._read_previous()
 
     def _read_previous(self) -> dict:
+        """The finished rows of the previous CSV by (row id, run id); {} when there is none or it is
+        empty (a warning says so)."""
         if not self.csv.is_file():
             return {}
-        frame = pd.read_csv(self.csv, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(self.csv, dtype=str, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            warnings.warn(f"{self.csv} is empty: treating it as no previous results", stacklevel=2)
+            return {}
         if not set(KEYS) <= set(frame.columns):
             return {}
         return {(r["row id"], r["run id"]): r for r in frame.to_dict("records") if r["status"] == DONE}

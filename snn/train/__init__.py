@@ -6,14 +6,18 @@
     results.model, results.history   # the trained network, one metrics dict per epoch
 
 Modules: config (Config, surrogate modes), presets (the paper's recipes), engine (run, Results),
-loop (one epoch, evaluation, NonFiniteLoss), checkpoint (atomic save, safe load, RNG states),
-metrics (per-epoch CSV / JSON lines), distributed (torchrun DDP), cli (`python -m snn.train`).
+loop (one epoch, evaluation, NonFiniteLoss), checkpoint (atomic save, integrity-checked load, RNG
+states), metrics (per-epoch CSV / JSON lines), distributed (torchrun DDP, failing all ranks
+together), cli (`python -m snn.train`).
 """
 
+from .checkpoint import CheckpointError, WriteError
 from .cli import main
 from .config import Config, ConfigError, parse_surrogate
+from .distributed import PeerFailed
 from .engine import Results, run
 from .loop import NonFiniteLoss
 from .presets import PRESETS
 
-__all__ = ["run", "Config", "Results", "PRESETS", "NonFiniteLoss", "ConfigError", "parse_surrogate", "main"]
+__all__ = ["run", "Config", "Results", "PRESETS", "NonFiniteLoss", "ConfigError", "CheckpointError", "WriteError",
+           "PeerFailed", "parse_surrogate", "main"]

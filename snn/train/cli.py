@@ -10,11 +10,15 @@ import sys
 from ..data import DATASETS, DatasetNotFound
 from ..models import MODELS, NORMS
 from . import presets
+from .checkpoint import CheckpointError, WriteError
 from .config import DEVICES, LIF_BACKENDS, OPTIMIZERS, SURROGATE_FORMS, Config, ConfigError
+from .distributed import PeerFailed
 from .engine import run
 from .loop import NonFiniteLoss
 
-EXIT_USAGE, EXIT_NONFINITE = 2, 3
+EXIT_FAILED, EXIT_USAGE, EXIT_NONFINITE = 1, 2, 3
+EXIT_CODES = {EXIT_USAGE: (DatasetNotFound, ConfigError, FileExistsError, CheckpointError),
+              EXIT_NONFINITE: (NonFiniteLoss,), EXIT_FAILED: (WriteError, PeerFailed)}
 DEFAULTS = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
             for f in dataclasses.fields(Config)}
 
@@ -35,8 +39,12 @@ outputs in --out: config.json, last.pt (after every epoch), best.pt (best valida
 metrics.csv and metrics.jsonl (one row per epoch: losses, accuracies, K, Dspike b and its cost,
 seconds, images/s, peak memory, per-layer spike rates on the test set), results.json.
 
-exit codes: 0 done; 2 usage error, missing dataset or a run directory that already holds a run
-(pass --resume); 3 non-finite loss (the last checkpoint is kept).
+exit codes (each failure prints one line "error: ...", on rank 0 only under torchrun):
+  0 done; 1 a run file could not be written (full disk, ...; the previous checkpoint is kept) or
+  another process of the run failed; 2 bad settings (found before the run folder is created),
+  missing or corrupt data, an unreadable or damaged checkpoint, or a run directory that already
+  holds a run (pass --resume); 3 training diverged: non-finite loss, gradient or weights (the last
+  checkpoint, with finite weights, is kept).
 
 examples:
   python -m snn.train                                     # digits on CPU
@@ -118,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("runtime")
     add(g, "--device", "where to train (auto: CUDA when available)", choices=DEVICES)
     add(g, "--amp", "bf16 autocast (default: on with CUDA)", action=argparse.BooleanOptionalAction)
-    add(g, "--channels-last", "channels_last memory format (default: on with CUDA)",
+    add(g, "--channels-last", "channels_last memory format (default: on with CUDA; refused on CPU, where oneDNN "
+        "has computed wrong weight gradients with it)",
         action=argparse.BooleanOptionalAction)
     add(g, "--workers", "data-loader worker processes (default: 8 on CUDA, 0 on CPU)", type=int)
     add(g, "--out", "run directory (default: runs/MODEL-DATASET-SURROGATE-TT-seedS)", metavar="DIR")
@@ -146,10 +155,11 @@ def main(argv=None) -> int:
     config = config_from_args(argv)
     try:
         run(config)
-    except (DatasetNotFound, ConfigError, FileExistsError) as e:
-        return _fail(e, EXIT_USAGE)
-    except NonFiniteLoss as e:
-        return _fail(e, EXIT_NONFINITE)
+    except Exception as e:
+        for code, kinds in EXIT_CODES.items():
+            if isinstance(e, kinds):
+                return _fail(e, code)
+        raise  # a bug, not a failure the user can act on: keep the traceback
     return 0
 
 

@@ -3,6 +3,12 @@
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `setup` then joins the process group (nccl on
 CUDA, gloo on CPU). Without them the run is a single process and every helper here is a no-op.
 Rank 0 logs and writes checkpoints; metrics are summed over ranks.
+
+Failures end every rank together: a step that may fail on some ranks only (rank 0's file writes,
+loading data and checkpoints) runs inside `together`, which shares the outcome so that every rank
+raises (the failing rank its own exception, the others PeerFailed); any other exception makes
+`run` leave the process group at once (`abort`), without the teardown barrier, so that a peer
+blocked in a collective fails promptly (gloo: "Connection closed by peer") instead of waiting.
 """
 
 from __future__ import annotations
@@ -16,6 +22,12 @@ from torch import nn
 
 from ..im_loss import im_loss as local_im_loss
 from ..neuron import lif_layers
+from .config import ConfigError
+
+
+class PeerFailed(RuntimeError):
+    """Another process of the run failed in a shared step (see together); this one stops too. The
+    message names the failing ranks and their errors; the command line prints it on rank 0 only."""
 
 
 @dataclass(frozen=True)
@@ -40,9 +52,11 @@ def setup(device: str) -> Context:
     """Join the torchrun process group if WORLD_SIZE > 1 and pick this rank's device.
 
     device: 'auto' (CUDA when available), 'cpu' or 'cuda' (cuda:LOCAL_RANK under torchrun).
+    Raises ConfigError for device='cuda' on a machine without CUDA.
     """
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was requested but torch.cuda.is_available() is False; use --device cpu")
+        raise ConfigError("device 'cuda' was requested but this machine has no usable CUDA device "
+                          "(torch.cuda.is_available() is False); use --device cpu or auto")
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -58,9 +72,44 @@ def setup(device: str) -> Context:
 
 
 def teardown(ctx: Context) -> None:
+    """Leave the process group after a successful run (every rank reaches this barrier)."""
     if ctx.owns_group and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def abort(ctx: Context) -> None:
+    """Leave the process group after a failure, without waiting for the other ranks: their pending
+    and next collectives then fail instead of blocking (gloo closes its connections)."""
+    if ctx.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def lost_peer(error: BaseException) -> bool:
+    """Whether error is a collective that failed because another rank left the process group (gloo
+    reports "Connection closed by peer" or "Connection reset by peer")."""
+    return isinstance(error, RuntimeError) and any(m in str(error) for m in ("closed by peer", "reset by peer"))
+
+
+def together(fn, ctx: Context, main_only: bool = False):
+    """fn() on every rank (on rank 0 alone with main_only), then agree on the outcome: if it raised
+    anywhere, every rank raises, the failing ranks their own exception, the others PeerFailed.
+
+    -> fn's result (None on the ranks that did not run it). Call it on every rank at the same point."""
+    result, error = None, None
+    if ctx.main or not main_only:
+        try:
+            result = fn()
+        except Exception as e:
+            if not ctx.distributed:
+                raise
+            error = e
+    failures = [f for f in gather_objects(None if error is None else f"rank {ctx.rank}: {error}", ctx) if f]
+    if error is not None:
+        raise error
+    if failures:
+        raise PeerFailed(f"another process of the run failed ({'; '.join(failures)})")
+    return result
 
 
 def wrap(model: nn.Module, ctx: Context) -> nn.Module:

@@ -6,12 +6,15 @@
 
 Every epoch: train (Dspike selection first when asked), step the cosine LR and ESG, evaluate
 the validation and test splits, append a metrics row, then write <out>/best.pt (when validation
-accuracy improved) and <out>/last.pt atomically, and rewrite the metrics files.
+accuracy improved) and <out>/last.pt atomically, and rewrite the metrics files. Before the run
+folder is created, every setting is checked (with one forward of a test sample); failures are
+the exceptions listed in run(), and under torchrun they end every rank together.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -25,16 +28,17 @@ from torch import nn
 from torch.utils.data import Dataset, DistributedSampler, Subset
 
 from .. import models
-from ..data import DatasetNotFound, build_datasets, make_loader
+from ..data import build_datasets, make_loader
 from ..dspike import FlatFiniteDifference, first_conv, select_temperature
 from ..esg import ESG
 from ..neuron import lif_layers
 from . import checkpoint, distributed, metrics
 from .config import Config, ConfigError
 from .distributed import Context
-from .loop import StepSettings, evaluate, train_epoch
+from .loop import NonFiniteLoss, StepSettings, evaluate, model_input, train_epoch
 
 CUDA_WORKERS = 8  # default data-loader workers per process on CUDA (CPU runs load in the main process)
+RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "metrics.jsonl", "results.json")  # written atomically
 
 
 @dataclass
@@ -94,26 +98,49 @@ def seed_everything(seed: int) -> None:
 def build_data(cfg: Config, ctx: Context):
     """build_datasets on rank 0 first (it may download or write caches), then on the other ranks.
 
-    A DatasetNotFound on rank 0 is raised on every rank, with rank 0's message."""
+    Raises ConfigError for options build_datasets rejects, DatasetNotFound for missing data (on the
+    other ranks: distributed.PeerFailed)."""
     kwargs = dict(root=cfg.data_root, T=cfg.T, download=cfg.download, val_fraction=cfg.val_fraction,
                   seed=cfg.seed, **cfg.dataset_options())
-    data, error = None, None
-    if ctx.main:
+
+    def build():
         try:
-            data = build_datasets(cfg.dataset, **kwargs)
-        except DatasetNotFound as e:
-            error = str(e)
-    error = distributed.broadcast_object(error, ctx)
-    if error is not None:
-        raise DatasetNotFound(error)
-    return data if ctx.main else build_datasets(cfg.dataset, **kwargs)
+            return build_datasets(cfg.dataset, **kwargs)
+        except (TypeError, ValueError) as e:  # an option or value the dataset does not accept
+            raise ConfigError(str(e)) from None
+
+    data = distributed.together(build, ctx, main_only=True)
+    return distributed.together(lambda: data if ctx.main else build(), ctx)
 
 
 def build_model(cfg: Config, info) -> nn.Module:
+    """The configured network for the dataset's info; raises ConfigError for settings it rejects."""
     s = cfg.surrogate_spec
-    return models.build(cfg.model, info.num_classes, in_channels=info.in_channels, norm=cfg.norm, width=cfg.width,
-                        input_size=info.size[0], vth=cfg.vth, decay=cfg.decay, surrogate=s.lif, alpha=s.alpha,
-                        detach_reset=cfg.detach_reset, backend=cfg.backend)
+    try:
+        return models.build(cfg.model, info.num_classes, in_channels=info.in_channels, norm=cfg.norm,
+                            width=cfg.width, input_size=info.size[0], vth=cfg.vth, decay=cfg.decay, surrogate=s.lif,
+                            alpha=s.alpha, detach_reset=cfg.detach_reset, backend=cfg.backend)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"model {cfg.model}: {e}") from None
+
+
+def preflight(model: nn.Module, sample: torch.Tensor, s: StepSettings, cfg: Config) -> None:
+    """One evaluation forward of a single test sample, so that settings the model cannot run with
+    (a backend this device lacks, an input too small for the architecture) fail before anything is
+    written. Changes no state: eval mode, no gradient, RNG states restored.
+
+    sample: one dataset input ([C, H, W] or [T, 2, H, W]). Raises ConfigError with the reason."""
+    training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[s.device] if s.device.type == "cuda" else []), torch.no_grad(), \
+                torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.amp):
+            model(model_input(sample.unsqueeze(0), s), T=s.T)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise ConfigError(f"{cfg.model} cannot run with these settings (input {tuple(sample.shape)}, backend "
+                          f"{cfg.backend!r}, device {s.device.type}): {type(e).__name__}: {str(e).strip()}") from None
+    finally:
+        model.train(training)
 
 
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
@@ -165,6 +192,10 @@ class DspikeSelector:
             _log(self.ctx, f"Dspike selection kept b = {self.b:g}: {outcome['dspike_skipped']}")
         self.set_b(outcome.pop("b"))
         self.cost = outcome
+
+
+CHECKPOINT_KEYS = ("config", "epoch", "model", "optimizer", "scheduler", "esg", "dspike_b", "loader_generator",
+                   "rng", "history")  # what Training.state writes and a resume needs
 
 
 @dataclass
@@ -221,11 +252,13 @@ def _check_resumable(saved: dict, cfg: Config, path: Path) -> None:
 
 
 def _resume(tr: Training, cfg: Config, ctx: Context, path: Path) -> list[dict]:
-    """Load path (when it exists) into tr and the RNGs; -> the metrics history so far ([] if none)."""
+    """Load path (when it exists) into tr and the RNGs; -> the metrics history so far ([] if none).
+
+    Raises checkpoint.CheckpointError for a file that is unreadable, damaged or not a checkpoint."""
     if not path.exists():
         _log(ctx, f"nothing to resume in {path.parent} (no {path.name}); starting from scratch")
         return []
-    state = checkpoint.load(path)
+    state = checkpoint.load(path, keys=CHECKPOINT_KEYS)
     _check_resumable(state["config"], cfg, path)
     tr.load(state)
     rng = state["rng"]
@@ -237,13 +270,65 @@ def _resume(tr: Training, cfg: Config, ctx: Context, path: Path) -> list[dict]:
     return list(state["history"])
 
 
+def _check_out(out: Path, cfg: Config) -> None:
+    """Before anything is built: refuse an --out that holds a run without --resume, or that cannot
+    be a folder (ConfigError; FileExistsError for the former)."""
+    if (out / "last.pt").exists() and not cfg.resume:
+        raise FileExistsError(f"{out / 'last.pt'} exists: pass --resume to continue that run, or choose another --out")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"cannot use --out {out}: {existing} is a file, not a folder; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot use --out {out}: {existing} is not writable; choose another --out")
+
+
+def _open_out(out: Path, cfg: Config, history: list[dict]) -> None:
+    """Create the run folder (after every check passed), remove the temporary files of writes a kill
+    interrupted, write config.json, and rebuild the metrics files from the checkpoint's history."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the run folder --out {out}: {e.strerror or e}; choose another --out") from None
+    for stale in checkpoint.remove_partial_writes(out, RUN_FILES):
+        print(f"removed {stale}, left by an interrupted write", flush=True)
+    checkpoint.write_atomic(out / "config.json", lambda f: f.write((json.dumps(cfg.to_dict(), indent=2) + "\n").encode()))
+    if history:
+        metrics.write(out, history)
+
+
+def _finite_state(model: nn.Module, ctx: Context) -> bool:
+    """Whether every parameter and floating-point buffer of model is finite on every rank."""
+    bad = any(not torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
+    return distributed.all_max(float(bad), ctx) == 0
+
+
+def step_settings(cfg: Config, device: torch.device) -> StepSettings:
+    """The per-forward settings: bf16 autocast and channels_last default to on with CUDA only.
+
+    Raises ConfigError for channels_last on CPU: torch 2.14.1's oneDNN was observed computing a wrong
+    weight gradient for a 1x1 stride-2 convolution with a channels_last input (ResNet shortcuts)."""
+    cuda = device.type == "cuda"
+    if cfg.channels_last and not cuda:
+        raise ConfigError("--channels-last is refused on CPU: torch's oneDNN backend has computed wrong weight "
+                          "gradients for 1x1 stride-2 convolutions (the ResNet shortcut) with channels_last inputs; "
+                          "train on CPU without it (the default), or use it on CUDA")
+    return StepSettings(T=cfg.T, device=device, amp=cuda if cfg.amp is None else cfg.amp,
+                        channels_last=cuda if cfg.channels_last is None else cfg.channels_last,
+                        im_lambda=cfg.im_lambda, clip_grad=cfg.clip_grad)
+
+
 def run(config: Config) -> Results:
     """Train config.model on config.dataset as configured; see the module docstring and Config.
 
     Under torchrun (WORLD_SIZE > 1) every rank calls run; the process group is joined here when
-    the caller has not, and left at the end. Raises DatasetNotFound for missing data,
-    loop.NonFiniteLoss when the loss stops being finite (the last checkpoint stays), and
-    FileExistsError when <out>/last.pt exists but config.resume is False.
+    the caller has not, and left at the end. Every setting is checked before the run folder is
+    created. Raises ConfigError for settings that cannot run (also found by one forward of a test
+    sample), DatasetNotFound for missing data, FileExistsError when <out>/last.pt exists but
+    config.resume is False, checkpoint.CheckpointError for an unusable last.pt to resume,
+    loop.NonFiniteLoss when the loss, a gradient or a weight stops being finite (the last
+    checkpoint, whose weights are finite, stays), checkpoint.WriteError when a run file cannot be
+    written, and distributed.PeerFailed on the other ranks when one rank fails in a shared step.
+    An exception on one rank ends every rank (see distributed).
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a snn.train.Config, got {type(config).__name__}")
@@ -251,31 +336,39 @@ def run(config: Config) -> Results:
     try:
         results = _run(config, ctx)
         distributed.barrier(ctx)
-        return results
-    finally:
-        distributed.teardown(ctx)
+    except BaseException as e:
+        distributed.abort(ctx)
+        if ctx.distributed and distributed.lost_peer(e):
+            raise distributed.PeerFailed(f"another process of the run stopped, so rank {ctx.rank} stopped too; the "
+                                         f"failing process's log says why") from None
+        raise
+    distributed.teardown(ctx)
+    return results
 
 
 def _run(cfg: Config, ctx: Context) -> Results:
     out = Path(cfg.out) if cfg.out is not None else Path("runs") / cfg.run_name()
     last_path, best_path = out / "last.pt", out / "best.pt"
-    if last_path.exists() and not cfg.resume:
-        raise FileExistsError(f"{last_path} exists: pass --resume to continue that run, or choose another --out")
     if cfg.batch_size % ctx.world:
         raise ConfigError(f"batch_size (the global batch) must be divisible by the {ctx.world} processes, "
                           f"got {cfg.batch_size}")
+    settings = step_settings(cfg, ctx.device)
+    distributed.together(lambda: _check_out(out, cfg), ctx, main_only=True)
     cuda = ctx.device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
-    settings = StepSettings(T=cfg.T, device=ctx.device, amp=cuda if cfg.amp is None else cfg.amp,
-                            channels_last=cuda if cfg.channels_last is None else cfg.channels_last,
-                            im_lambda=cfg.im_lambda, clip_grad=cfg.clip_grad)
     workers = (CUDA_WORKERS if cuda else 0) if cfg.workers is None else cfg.workers
 
     seed_everything(cfg.seed)
     train_set, val_set, test_set, info = build_data(cfg, ctx)
-    model = build_model(cfg, info).to(ctx.device, memory_format=torch.channels_last if settings.channels_last
-                                     else torch.preserve_format)
+
+    def checked_model():
+        net = build_model(cfg, info).to(ctx.device, memory_format=torch.channels_last if settings.channels_last
+                                        else torch.preserve_format)
+        preflight(net, test_set[0][0], settings, cfg)
+        return net
+
+    model = distributed.together(checked_model, ctx)
     optimizer = build_optimizer(cfg, model)
     surrogate = cfg.surrogate_spec
     tr = Training(model, optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs),
@@ -288,10 +381,8 @@ def _run(cfg: Config, ctx: Context) -> Results:
                                                           workers=workers, pin_memory=cuda)
     test_loader = make_loader(shard(test_set, ctx), local_batch, train=False, workers=workers, pin_memory=cuda)
 
-    history = _resume(tr, cfg, ctx, last_path) if cfg.resume else []
-    if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    history = distributed.together(lambda: _resume(tr, cfg, ctx, last_path), ctx) if cfg.resume else []
+    distributed.together(lambda: _open_out(out, cfg, history), ctx, main_only=True)
     net = distributed.wrap(model, ctx)
     _log(ctx, f"{cfg.model} (width {cfg.width:g}, {models.count_parameters(model):,} parameters) on {cfg.dataset} "
               f"{info.size[0]}x{info.size[1]}: {len(train_set)} train / {0 if val_set is None else len(val_set)} val / "
@@ -307,6 +398,8 @@ def _run(cfg: Config, ctx: Context) -> Results:
         metrics.reset_peak_memory(ctx.device)
         trained = train_epoch(net, model, loader, optimizer, settings, ctx, epoch, cfg.epochs, select=tr.selector,
                               progress=cfg.progress and ctx.main)
+        if not _finite_state(model, ctx):  # e.g. weights overflowed by a huge step: never checkpoint them
+            raise NonFiniteLoss("non-finite weights or normalization statistics", epoch + 1, cfg.epochs)
         tr.scheduler.step()
         if tr.esg is not None:
             tr.esg.step()
@@ -325,16 +418,24 @@ def _run(cfg: Config, ctx: Context) -> Results:
         previous_best, _ = metrics.best(history, "val_acc")
         history.append(row)
         rng = distributed.gather_objects(checkpoint.capture_rng(), ctx)
-        if ctx.main:
+
+        def write_epoch():
             state = tr.state(cfg, history, rng)
             if val_acc is not None and (previous_best is None or val_acc > previous_best):
                 checkpoint.save(best_path, state)  # before last.pt: a kill in between redoes this epoch
             checkpoint.save(last_path, state)
             metrics.write(out, history)
+
+        distributed.together(write_epoch, ctx, main_only=True)
         _log(ctx, metrics.summary(row, cfg.epochs))
 
     results = Results.from_history(out, history, model)
-    if ctx.main:
-        (out / "results.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+
+    def write_results():
+        metrics.write(out, history)  # also after a resume with nothing left to train
+        text = json.dumps(results.to_dict(), indent=2) + "\n"
+        checkpoint.write_atomic(out / "results.json", lambda f: f.write(text.encode()))
+
+    distributed.together(write_results, ctx, main_only=True)
     _log(ctx, results.report())
     return results

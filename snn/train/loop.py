@@ -20,13 +20,18 @@ from .distributed import Context
 
 
 class NonFiniteLoss(RuntimeError):
-    """The training loss became NaN or infinite; epoch and step are 1-based."""
+    """Training diverged: the loss, the gradient, or a weight or normalization statistic became NaN or
+    infinite. Checked on every step (loss and global gradient norm, before the update) and after
+    every epoch (weights and buffers, before the checkpoint), whatever the loss weights, so no
+    checkpoint ever holds a non-finite value. epoch and step are 1-based (step None: end of epoch).
+    The command line exits with 3."""
 
-    def __init__(self, epoch: int, epochs: int, step: int, steps: int, loss: float, ce: float, im: float):
+    def __init__(self, what: str, epoch: int, epochs: int, step: Optional[int] = None, steps: Optional[int] = None):
         self.epoch, self.step = epoch, step
         kept = f"the last checkpoint holds epoch {epoch - 1}" if epoch > 1 else "no checkpoint was written"
-        super().__init__(f"non-finite loss {loss} (CE {ce}, IM {im}) at epoch {epoch}/{epochs}, step {step}/{steps}; "
-                         f"training stopped before this step's update; {kept}")
+        where = f"epoch {epoch}/{epochs}" + ("" if step is None else f", step {step}/{steps}")
+        before = "this step's update" if step is not None else "this epoch's checkpoint"
+        super().__init__(f"{what} at {where}; training stopped before {before}; {kept}")
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,8 @@ def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer:
     net runs the forward (model, or model inside DDP); model is the bare network whose LIFs hold
     the IM-Loss membranes. select(x, y), when given, runs on the epoch's first batch before it
     trains (Dspike's temperature choice). epoch is 0-based. Raises NonFiniteLoss before the
-    update of a step whose loss is not finite on any rank.
+    update of a step whose loss is not finite on any rank or whose gradient (global L2 norm, after
+    DDP's all-reduce, so equal on every rank) is not finite.
     -> {train_loss, train_ce, train_im, train_acc, images, epoch_seconds}
     """
     net.train()
@@ -86,11 +92,15 @@ def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer:
             im, loss = im_loss(model).detach(), ce
         value = loss.item()
         if distributed.all_max(float(not math.isfinite(value)), ctx) > 0:
-            raise NonFiniteLoss(epoch + 1, epochs, step + 1, steps, value, ce.item(), im.item())
+            raise NonFiniteLoss(f"non-finite loss {value} (CE {ce.item()}, IM {im.item()})", epoch + 1, epochs,
+                                step + 1, steps)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if s.clip_grad is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad)
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        norm = (nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad) if s.clip_grad is not None
+                else nn.utils.get_total_norm(grads)).item()
+        if not math.isfinite(norm):  # e.g. NaN weights: the fused LIFs emit 0 spikes, so the loss stays finite
+            raise NonFiniteLoss(f"non-finite gradient (global L2 norm {norm})", epoch + 1, epochs, step + 1, steps)
         optimizer.step()
         n = y.numel()
         sums[:3] += torch.stack([loss.detach(), ce.detach(), im.detach()]).double() * n

@@ -26,33 +26,24 @@ files hold exactly the epochs its checkpoint holds.
 from __future__ import annotations
 
 import json
-import os
 import resource
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from .checkpoint import write_atomic
+
 CSV, JSONL = "metrics.csv", "metrics.jsonl"
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Atomic text write: a temporary file in the same folder, then os.replace."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write(out: Path, history: list[dict]) -> None:
-    """Rewrite <out>/metrics.csv and <out>/metrics.jsonl from history (one dict per epoch)."""
-    _write_text(out / CSV, pd.DataFrame(history).to_csv(index=False))
-    _write_text(out / JSONL, "".join(json.dumps(row) + "\n" for row in history))
+    """Rewrite <out>/metrics.csv and <out>/metrics.jsonl from history (one dict per epoch), atomically
+    (checkpoint.write_atomic; raises checkpoint.WriteError)."""
+    csv = pd.DataFrame(history).to_csv(index=False)
+    jsonl = "".join(json.dumps(row) + "\n" for row in history)
+    write_atomic(out / CSV, lambda f: f.write(csv.encode()))
+    write_atomic(out / JSONL, lambda f: f.write(jsonl.encode()))
 
 
 def reset_peak_memory(device: torch.device) -> None:

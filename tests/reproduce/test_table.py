@@ -72,3 +72,12 @@ def test_a_killed_rerun_loses_no_finished_row(tmp_path):
 
 def read_ids(tmp_path):
     return pd.read_csv(tmp_path / "demo-smoke.csv", dtype=str, keep_default_na=False)["row id"]
+
+
+def test_an_empty_csv_counts_as_no_previous_results(tmp_path):
+    (tmp_path / "demo-smoke.csv").write_text("")
+    with pytest.warns(UserWarning, match="demo-smoke.csv is empty: treating it as no previous results"):
+        t = table(tmp_path)
+    assert t.finished("done", "run1") is None
+    t.add("done", "run1", row="a", paper=None, ours=Measured(50.0, "digits", "smoke"))
+    assert list(pd.read_csv(tmp_path / "demo-smoke.csv")["row id"]) == ["done"]

@@ -14,10 +14,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from snn import models
+from snn.data import build_datasets, make_loader
 from snn.esg import esg_k
 from snn.train import Config, ConfigError, main, parse_surrogate, run
-from snn.train import checkpoint
+from snn.train import checkpoint, engine
 from snn.train.config import Surrogate
+from snn.train.distributed import Context
+from snn.train.loop import StepSettings, evaluate
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -181,3 +185,57 @@ def test_missing_dataset_message_and_exit_code(tmp_path):
     assert "cifar10: looked in" in proc.stderr and "--download" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_best_checkpoint_is_chosen_by_validation_accuracy(tmp_path, monkeypatch):
+    """Per-epoch (validation, test) accuracies (0.6, 0.3), (0.5, 0.5), (0.4, 0.7): best.pt must hold
+    epoch 1 (best validation), while the test-selected figure is epoch 3's 0.7."""
+    val, test = iter([0.6, 0.5, 0.4]), iter([0.3, 0.5, 0.7])
+
+    def scripted(model, loader, s, ctx, rates=False):  # the trainer evaluates validation first, then test with rates
+        return (next(test), {}) if rates else (next(val), {})
+
+    monkeypatch.setattr(engine, "evaluate", scripted)
+    results = run(tiny(tmp_path, epochs=3))
+    assert checkpoint.load(tmp_path / "run" / "best.pt")["epoch"] == 1
+    assert (results.best_val_epoch, results.best_val_acc, results.test_acc_at_best_val) == (1, 0.6, 0.3)
+    assert (results.best_test_epoch, results.best_test_acc, results.final_test_acc) == (3, 0.7, 0.7)
+
+
+def test_evaluation_leaves_normalization_statistics_unchanged():
+    """Evaluating a network left in training mode must not move tdBN's running statistics or
+    num_batches_tracked (it runs in eval mode); a training-mode forward of the same data does."""
+    torch.manual_seed(0)
+    model = models.build("cifarnet", 4, in_channels=3, norm="tdbn", width=0.125, input_size=8).train()
+    _, _, test_set, _ = build_datasets("synthetic", val_fraction=0.0)
+    loader = make_loader(test_set, 16, train=False)
+    cpu = torch.device("cpu")
+    settings = StepSettings(T=2, device=cpu, amp=False, channels_last=False, im_lambda=0.0, clip_grad=None)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    evaluate(model, loader, settings, Context(0, 1, cpu, owns_group=False), rates=True)
+    after = model.state_dict()
+    for name, value in before.items():
+        assert torch.equal(after[name], value), name
+    model.train()(next(iter(loader))[0], T=2)
+    assert not torch.equal(model.state_dict()["features.0.1.running_mean"], before["features.0.1.running_mean"])
+    assert model.state_dict()["features.0.1.num_batches_tracked"] == before["features.0.1.num_batches_tracked"] + 1
+
+
+def test_each_epoch_trains_on_a_new_permutation_with_the_cosine_lr(tmp_path, monkeypatch):
+    """Every epoch draws a new order of the 116 training samples (a permutation, different each
+    epoch), and the lr column is cosine annealing: 0.05 (1 + cos(pi e / E)) for lr 0.1, E = 4."""
+    orders, real = [], engine.make_loader
+
+    def recording(dataset, batch_size, train, **kwargs):
+        if train:
+            orders.append(list(kwargs["sampler"]))  # the order the loader will draw
+        return real(dataset, batch_size, train=train, **kwargs)
+
+    monkeypatch.setattr(engine, "make_loader", recording)
+    results = run(tiny(tmp_path, epochs=4, lr=0.1))
+    assert len(orders) == 4
+    for order in orders:
+        assert sorted(order) == list(range(116))  # synthetic: 128 samples, 12 held out for validation
+    assert len({tuple(order) for order in orders}) == 4
+    expected = [0.05 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]  # 0.1, 0.0854, 0.05, 0.0146
+    assert [row["lr"] for row in results.history] == pytest.approx(expected, rel=1e-12, abs=1e-15)

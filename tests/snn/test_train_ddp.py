@@ -1,5 +1,6 @@
 """DistributedDataParallel on CPU (gloo, two processes): weights identical across ranks, and equal
-to one process trained with the same global batch up to float summation order.
+to one process trained with the same global batch up to float summation order; and a failure on
+one rank ends both promptly.
 
 Tolerance: the two runs differ only in how per-sample gradients are summed (two half-batch means
 averaged by the all-reduce vs one full-batch mean); after 12 SGD steps the weights agree to 7.5e-8
@@ -10,14 +11,18 @@ process with the whole batch cannot match. IM-Loss is on (weight 2): the trainer
 layer's mean membrane over ranks, so the term is that of the global batch.
 """
 
+import errno
+import io
 import os
 import socket
+import sys
+import time
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from snn.train import Config, checkpoint, run
+from snn.train import Config, checkpoint, engine, main, run
 
 
 def config(out) -> Config:
@@ -69,3 +74,64 @@ def test_two_processes_match_one(tmp_path, one_thread):
         assert [r[key] for r in ddp] == pytest.approx([r[key] for r in one], rel=1e-5, abs=1e-6), key
     rates = [k for k in one[-1] if k.startswith("rate/")]
     assert [ddp[-1][k] for k in rates] == pytest.approx([one[-1][k] for k in rates], abs=1e-6)
+
+
+def _failing_rank(rank: int, world: int, port: int, tmp: str, scenario: str) -> None:
+    """`python -m snn.train` on one rank, with scenario's fault: 'full-disk': every torch.save to a
+    file fails with ENOSPC on rank 0 (saves to memory, which torch.distributed uses to send objects,
+    still work); 'rank-1-raises': rank 1's first evaluation raises while rank 0 waits in its
+    collective."""
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    if scenario == "full-disk" and rank == 0:
+        to_memory = torch.save
+
+        def full_disk(obj, f, *args, **kwargs):
+            if isinstance(f, io.BytesIO):
+                return to_memory(obj, f, *args, **kwargs)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        torch.save = full_disk
+    if scenario == "rank-1-raises" and rank == 1:
+        def broken(*args, **kwargs):
+            raise ValueError("injected fault on rank 1")
+
+        engine.evaluate = broken
+    sys.stderr = open(os.path.join(tmp, f"stderr{rank}.txt"), "w", buffering=1)
+    code = main(["--dataset", "synthetic", "--width", "0.125", "--T", "2", "--epochs", "2", "--batch-size", "32",
+                 "--no-progress", "--out", os.path.join(tmp, "run")])
+    sys.exit(code)
+
+
+@pytest.mark.parametrize("scenario", ["full-disk", "rank-1-raises"])
+def test_a_failure_on_one_rank_ends_every_rank(tmp_path, one_thread, scenario):
+    """One rank fails while the other goes on: both must exit with a non-zero code within the bound,
+    and the error be printed once. full-disk: rank 0 cannot write its checkpoint (ENOSPC; before the
+    fix rank 0 waited in the teardown barrier and rank 1 in the next forward, forever): both exit 1,
+    rank 0 prints one line naming the file. rank-1-raises: rank 1's own traceback, and rank 0 (its
+    collective broken by rank 1 leaving) one line saying another process stopped."""
+    context = mp.get_context("spawn")
+    port = _free_port()
+    ranks = [context.Process(target=_failing_rank, args=(r, 2, port, str(tmp_path), scenario)) for r in range(2)]
+    for p in ranks:
+        p.start()
+    deadline = time.monotonic() + 120  # startup and one epoch take about 10-40 s on 2 busy cores
+    for p in ranks:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    hung = [r for r, p in enumerate(ranks) if p.is_alive()]
+    for p in ranks:
+        if p.is_alive():
+            p.kill()
+            p.join()
+    assert not hung, f"ranks {hung} still running after 120 s"
+    assert [p.exitcode for p in ranks] == [1, 1]
+    err0, err1 = ((tmp_path / f"stderr{r}.txt").read_text() for r in (0, 1))
+    assert "Traceback" not in err0 and len(err0.strip().splitlines()) == 1, err0
+    if scenario == "full-disk":
+        assert "No space left on device" in err0 and f"cannot write {tmp_path / 'run'}" in err0
+        assert err1 == ""
+        assert not list((tmp_path / "run").glob("*.pt")) and not list((tmp_path / "run").glob(".*.tmp"))
+    else:
+        assert "another process of the run stopped" in err0
+        assert err1.count("ValueError: injected fault on rank 1") == 1
