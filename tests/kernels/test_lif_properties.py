@@ -21,6 +21,7 @@ from kernels.lif.fused_triton import block_size
 from .lif_check import assert_matches_naive
 
 BLOCK = block_size()
+NOT_BUILT = pytest.mark.skipif(not fused_cpu.available(), reason="the native cpu kernel is not built (pip install -e .)")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 neurons = st.one_of(st.sampled_from([1, 7, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 3]), st.integers(1, 2 * BLOCK))
@@ -69,7 +70,7 @@ EDGE = dict(dtype="fp32", vth=0.5, decay=0.25, alpha=1.0, surrogate="tanh", rese
 KERNEL_SETTINGS = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.parametrize("backend", ["triton", "torch", "cpu"])
+@pytest.mark.parametrize("backend", ["triton", "torch", pytest.param("cpu", marks=NOT_BUILT)])
 @KERNEL_SETTINGS
 @given(case=cases())
 @example(case={**EDGE, "T": 1, "shape": (1,), "dyadic": True})
@@ -84,14 +85,14 @@ def test_backend_matches_naive(backend, case, device):
 def test_input_exactly_at_threshold_fires(device):
     """u == vth fires (o = 1[u >= vth]) in every backend; the surrogate peaks there."""
     x = torch.full((2, 5), 0.5, device=device)
-    for backend in ("naive", "torch", "cpu", "triton"):
+    for backend in ("naive", "torch", "triton", *(["cpu"] if fused_cpu.available() else [])):
         from kernels import lif_scan
 
         spikes, _ = lif_scan(x, vth=0.5, backend=backend)
         assert spikes[0].eq(1).all(), backend
 
 
-@pytest.mark.parametrize(("backend", "module"), [("torch", fused_torch), ("cpu", fused_cpu)])
+@pytest.mark.parametrize(("backend", "module"), [("torch", fused_torch), pytest.param("cpu", fused_cpu, marks=NOT_BUILT)])
 @settings(deadline=None, max_examples=40)
 @given(case=cases(), chunk=st.sampled_from([8, 64, 136]), threads=st.sampled_from([1, 2, 3]))
 @example(case={**EDGE, "T": 3, "shape": (2 * 64 + 1,), "dyadic": False}, chunk=64, threads=3)
