@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
+import sys
 
 import torch
 
@@ -65,8 +66,6 @@ def require(x: torch.Tensor):
         raise RuntimeError("backend='cpu' needs the native kernel kernels/lif/_lif_cpu, which was not built: "
                            "reinstall with a C++ compiler available (pip install -e .) or run "
                            "`python setup.py build_ext --inplace`; backend='torch' works without it")
-    import sys
-
     return sys.modules[__name__]
 
 
