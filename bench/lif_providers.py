@@ -44,6 +44,14 @@ def _cuda_only(device, dtype):
     return None if device == "cuda" else "Triton kernels are timed on CUDA only (the interpreter is a correctness tool)"
 
 
+def _cpu_only(device, dtype):
+    from kernels.lif import fused_cpu
+
+    if device != "cpu":
+        return "the native cpu backend runs on CPU tensors only"
+    return None if fused_cpu.available() else "the native cpu kernel is not built (pip install -e .)"
+
+
 def _fused(backend: str, compact: bool):
     return lambda x, p: lif_scan(x, vth=p.vth, decay=p.decay, surrogate=p.surrogate, alpha=p.alpha, reset=p.reset,
                                  detach_reset=p.detach_reset, backend=backend, compact_state=compact)
@@ -75,6 +83,8 @@ PROVIDERS = {
     "naive": Provider("naive", _fused("naive", False), _always),
     "torch": Provider("torch", _fused("torch", False), _always),
     "torch+compact": Provider("torch+compact", _fused("torch", True), _always, COMPACT_STATE_BYTES, exact=False),
+    "cpu": Provider("cpu", _fused("cpu", False), _cpu_only),
+    "cpu+compact": Provider("cpu+compact", _fused("cpu", True), _cpu_only, COMPACT_STATE_BYTES, exact=False),
     "triton": Provider("triton", _fused("triton", False), _cuda_only),
     "triton+compact": Provider("triton+compact", _fused("triton", True), _cuda_only, COMPACT_STATE_BYTES, exact=False),
     "compile": Provider("compile", lambda x, p: _compiled_naive(p)(x), _always, exact=False),

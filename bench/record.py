@@ -6,9 +6,9 @@ import torch
 
 
 def record(benchmark, *, min_bytes: float | None = None, copy_bandwidth: float | None = None, **fields) -> None:
-    """Store fields plus achieved GB/s (from min_bytes and the median) and, on CUDA, the fraction
-    of the copy bandwidth measured in the same run. With --benchmark-disable nothing is timed and
-    only the fields are stored."""
+    """Store fields plus achieved GB/s (from min_bytes and the median) and the fraction of the
+    copy bandwidth measured in the same run (frac_copy_bw: the copy-bandwidth floor's time over
+    this median). With --benchmark-disable nothing is timed and only the fields are stored."""
     info = {k: (str(v).replace("torch.", "") if isinstance(v, torch.dtype) else v) for k, v in fields.items()}
     if min_bytes is not None:
         info["min_bytes"] = min_bytes

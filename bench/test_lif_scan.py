@@ -22,6 +22,7 @@ from .shapes import lif_cases
 PARAMS = LIFParams(vth=0.5, decay=0.25, surrogate="tanh", alpha=1.0)
 MODES = ("fwd", "bwd", "fwdbwd")
 _CHECKED: set[tuple[str, str]] = set()  # (provider, case id) pairs that matched naive in this session
+_NAIVE_MEDIAN: dict[tuple[str, str], float] = {}  # (case id, mode) -> naive's median in this session (s)
 
 
 def _inputs(T, N, dtype, device, seed=0):
@@ -90,3 +91,9 @@ def test_lif_scan(benchmark, case, provider_name, mode, device, device_name, cop
     record(benchmark, kernel="lif_scan", provider=provider_name, mode=mode, T=case.T, N=case.N, dtype=case.dtype,
            shape=case.id, device=device_name, copy_bandwidth=copy_bandwidth,
            min_bytes=lif_min_bytes(case.T, case.N, case.dtype, mode, provider.state_bytes))
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:  # speed-up over naive timed in this run (naive is the first provider)
+        if provider_name == "naive":
+            _NAIVE_MEDIAN[case.id, mode] = stats.stats.median
+        elif (case.id, mode) in _NAIVE_MEDIAN:
+            benchmark.extra_info["vs_naive"] = _NAIVE_MEDIAN[case.id, mode] / stats.stats.median

@@ -20,8 +20,9 @@ from .lif_providers import PROVIDERS
 from .record import record
 
 VARIANTS = {  # name -> (LIF keyword arguments, provider whose availability applies)
-    "ours": ({"backend": "auto"}, "torch"),
-    "ours+compact": ({"backend": "auto", "compact_state": True}, "torch+compact"),
+    "ours": ({"backend": "auto"}, "naive"),  # triton on CUDA, the native cpu backend on CPU (torch if not built)
+    "ours+compact": ({"backend": "auto", "compact_state": True}, "naive"),
+    "ours-torch": ({"backend": "torch"}, "torch"),  # the in-place torch ops path (the CPU default before cpu)
     "naive": ({"backend": "naive"}, "naive"),
     "spikingjelly": ({"backend": "auto"}, "spikingjelly"),
 }
@@ -70,6 +71,8 @@ def _check(model, reference, x, y, T, exact: bool, lam: float):
 @pytest.mark.parametrize("arch", ["cifarnet", "resnet19"])
 def test_training_step(benchmark, arch, variant, device, device_name):
     reason = PROVIDERS[VARIANTS[variant][1]].unavailable(device, torch.float32)
+    if variant == "ours-torch" and device != "cpu":
+        reason = "the torch backend is the CPU baseline of the native cpu backend"
     if reason:
         pytest.skip(reason)
     cfg = _setup(device)
@@ -80,7 +83,7 @@ def test_training_step(benchmark, arch, variant, device, device_name):
     x = torch.randn(cfg["batch"], 3, 32, 32, generator=g, device=device)
     y = torch.randint(0, 10, (cfg["batch"],), generator=g, device=device)
     # SpikingJelly's IM term is a different quantity (post-reset mean): its check uses CE alone.
-    _check(model, reference, x, y, cfg["T"], exact=variant in ("ours", "naive"),
+    _check(model, reference, x, y, cfg["T"], exact=variant in ("ours", "ours-torch", "naive"),
            lam=0.0 if variant == "spikingjelly" else 2.0)
     del reference
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from . import fused_torch
+from . import fused_cpu, fused_torch
 from .function import scan
 from .naive import lif_scan_naive
 from .params import RESETS, SURROGATES, LIFParams
 
-BACKENDS = ("auto", "naive", "torch", "triton")
+BACKENDS = ("auto", "naive", "torch", "cpu", "triton")
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
@@ -58,8 +58,9 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
       'rect'   1/alpha on |u - vth| < alpha/2           (tdBN's rectangular)
       'dspike' Dspike of temperature b = alpha on x = u / (2 vth): window 0 <= u <= 2 vth, centred on vth
     detach_reset: stop the gradient through o(t-1) in the reset term.
-    backend: 'naive' (autograd loop, the reference), 'torch' (fused CPU path), 'triton'
-    (CUDA, or CPU under TRITON_INTERPRET=1), 'auto' (triton on CUDA, torch elsewhere).
+    backend: 'naive' (autograd loop, the reference), 'cpu' (native fused CPU loops, built with
+    the package), 'torch' (fused in-place torch ops, any device), 'triton' (CUDA, or CPU under
+    TRITON_INTERPRET=1), 'auto' (triton on CUDA; cpu on CPU when built, else torch).
     compact_state (fused backends): save the membrane in bf16 plus spike bits (2.125 bytes per
     element instead of 4) for the backward; spikes stay exact, gradients see a bf16 membrane.
     """
@@ -70,7 +71,7 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        backend = "triton" if x.device.type == "cuda" and x.dtype != torch.float64 else "torch"
+        backend = "triton" if x.device.type == "cuda" and x.dtype != torch.float64 else "cpu" if fused_cpu.usable(x) else "torch"
     state = "compact" if compact_state else "exact"
     if backend == "naive":
         if compact_state:
@@ -78,6 +79,8 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
         return lif_scan_naive(x, p)
     if backend == "torch":
         return scan(fused_torch, x, p, state)
+    if backend == "cpu":
+        return scan(fused_cpu.require(x), x, p, state)
     return scan(_triton_backend(x), x, p, state)
 
 

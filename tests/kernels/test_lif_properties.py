@@ -1,9 +1,9 @@
 """Hypothesis property tests: the fused backends equal the `naive` reference.
 
 Spike rule: on one device every backend performs the same fp32 operations in the same order
-(the Triton kernels are compiled without FMA contraction), so spikes must agree bit for bit,
-threshold ties included; no input is filtered. u_mean agrees to fp32 summation error and dx to
-a relative 1e-5 in fp32 (one storage ulp in fp16/bf16).
+(the Triton kernels and the cpu backend's C++ are compiled without FMA contraction), so spikes
+must agree bit for bit, threshold ties included; no input is filtered. u_mean agrees to fp32
+summation error and dx to a relative 1e-5 in fp32 (one storage ulp in fp16/bf16).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kernels.lif import fused_torch
+from kernels.lif import fused_cpu, fused_torch
 from kernels.lif.fused_triton import block_size
 
 from .lif_check import assert_matches_naive
 
 BLOCK = block_size()
+NOT_BUILT = pytest.mark.skipif(not fused_cpu.available(), reason="the native cpu kernel is not built (pip install -e .)")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 neurons = st.one_of(st.sampled_from([1, 7, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 3]), st.integers(1, 2 * BLOCK))
@@ -69,7 +70,7 @@ EDGE = dict(dtype="fp32", vth=0.5, decay=0.25, alpha=1.0, surrogate="tanh", rese
 KERNEL_SETTINGS = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("backend", ["triton", "torch", pytest.param("cpu", marks=NOT_BUILT)])
 @KERNEL_SETTINGS
 @given(case=cases())
 @example(case={**EDGE, "T": 1, "shape": (1,), "dyadic": True})
@@ -84,17 +85,26 @@ def test_backend_matches_naive(backend, case, device):
 def test_input_exactly_at_threshold_fires(device):
     """u == vth fires (o = 1[u >= vth]) in every backend; the surrogate peaks there."""
     x = torch.full((2, 5), 0.5, device=device)
-    for backend in ("naive", "torch", "triton"):
+    for backend in ("naive", "torch", "triton", *(["cpu"] if fused_cpu.available() else [])):
         from kernels import lif_scan
 
         spikes, _ = lif_scan(x, vth=0.5, backend=backend)
         assert spikes[0].eq(1).all(), backend
 
 
+@pytest.mark.parametrize(("backend", "module"), [("torch", fused_torch), pytest.param("cpu", fused_cpu, marks=NOT_BUILT)])
 @settings(deadline=None, max_examples=40)
-@given(case=cases(), chunk=st.sampled_from([8, 64, 136]))
-def test_torch_backend_across_chunks(case, chunk):
-    """The CPU path processes neurons in chunks; a chunk edge must not change anything."""
+@given(case=cases(), chunk=st.sampled_from([8, 64, 136]), threads=st.sampled_from([1, 2, 3]))
+@example(case={**EDGE, "T": 3, "shape": (2 * 64 + 1,), "dyadic": False}, chunk=64, threads=3)
+@example(case={**EDGE, "T": 2, "shape": (3, 8 * 17), "dyadic": True, "dtype": "bf16"}, chunk=8, threads=2)
+def test_cpu_paths_across_chunks_and_threads(backend, module, case, chunk, threads):
+    """The CPU paths process neurons in chunks (the cpu backend splits chunks between threads);
+    a chunk edge, a partial last chunk or a thread boundary must not change anything."""
     x, gs, gm = _inputs(case, "cpu")
-    with mock.patch.object(fused_torch, "CHUNK", chunk):
-        assert_matches_naive(x, "torch", gs, gm, **_params(case))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with mock.patch.object(module, "CHUNK", chunk):
+            assert_matches_naive(x, backend, gs, gm, **_params(case))
+    finally:
+        torch.set_num_threads(previous)
