@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from . import fused_torch
+from .backends import FUSED_BACKENDS
 from .function import scan
 from .naive import lif_scan_naive
 from .params import RESETS, SURROGATES, LIFParams
 
-BACKENDS = ("auto", "naive", "torch", "triton")
+BACKENDS = ("auto", "naive", *FUSED_BACKENDS)
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
@@ -28,16 +28,18 @@ def _check_input(x) -> None:
         raise ValueError(f"x must have at least one neuron per timestep, got shape {tuple(x.shape)}")
 
 
-def _triton_backend(x: torch.Tensor):
+def _check_triton_input(x: torch.Tensor) -> None:
     from . import fused_triton  # imported lazily: triton is optional off Linux
 
-    if x.device.type != "cuda" and not fused_triton.interpreting():
+    if x.device.type not in ("cuda", "meta") and not fused_triton.interpreting():
         raise ValueError(f"backend='triton' needs a CUDA tensor, or TRITON_INTERPRET=1 set before triton is "
                          f"imported to run on CPU tensors; got a tensor on {x.device}")
     if x.dtype not in fused_triton.SUPPORTED_DTYPES:
         raise TypeError(f"backend='triton' supports float32, float16 and bfloat16, got {x.dtype}; "
                         f"use backend='torch' for float64")
-    return fused_triton
+
+
+_INPUT_CHECKS = {"triton": _check_triton_input}  # backends that accept only some devices or dtypes
 
 
 def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: str = "tanh",
@@ -68,14 +70,13 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
         backend = "triton" if x.device.type == "cuda" and x.dtype != torch.float64 else "torch"
-    state = "compact" if compact_state else "exact"
     if backend == "naive":
         if compact_state:
             raise ValueError("compact_state=True needs a fused backend ('torch' or 'triton'); 'naive' is the exact reference")
         return lif_scan_naive(x, p)
-    if backend == "torch":
-        return scan(fused_torch, x, p, state)
-    return scan(_triton_backend(x), x, p, state)
+    if backend in _INPUT_CHECKS:
+        _INPUT_CHECKS[backend](x)
+    return scan(backend, x, p, compact_state)
 
 
 __all__ = ["lif_scan", "LIFParams", "BACKENDS", "SURROGATES", "RESETS"]
