@@ -7,6 +7,7 @@ import torch
 
 from .backends import FUSED_BACKENDS
 from .function import scan
+from .layout import in_layout_of
 from .naive import lif_scan_naive
 from .params import RESETS, SURROGATES, LIFParams
 
@@ -73,7 +74,8 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
     if backend == "naive":
         if compact_state:
             raise ValueError("compact_state=True needs a fused backend ('torch' or 'triton'); 'naive' is the exact reference")
-        return lif_scan_naive(x, p)
+        spikes, u_mean = lif_scan_naive(x, p)
+        return in_layout_of(spikes, x), u_mean
     if backend in _INPUT_CHECKS:
         _INPUT_CHECKS[backend](x)
     return scan(backend, x, p, compact_state)

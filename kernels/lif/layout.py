@@ -32,6 +32,28 @@ def dense_time_outermost(x: torch.Tensor) -> bool:
     return True
 
 
+def dense_order(x: torch.Tensor) -> list[int] | None:
+    """x's dimensions from outermost to innermost in memory when x is dense and non-overlapping
+    (its memory is a permutation of a contiguous tensor), else None."""
+    order = sorted(range(x.dim()), key=lambda d: (x.stride(d), x.shape[d]), reverse=True)
+    expected = 1
+    for d in reversed(order):
+        if x.shape[d] != 1 and x.stride(d) != expected:
+            return None
+        expected *= x.shape[d]
+    return order
+
+
+def in_layout_of(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """y (x's shape) laid out like `torch.empty_like(x)`: with x's dimension order when x is dense,
+    contiguous otherwise. Functional (permute and contiguous, no write into a preallocated
+    tensor), so it is also safe inside a traced graph."""
+    order = dense_order(x)
+    if order is None:
+        return y.contiguous()
+    return y.permute(order).contiguous().permute([order.index(d) for d in range(x.dim())])
+
+
 def scan_buffer(ref: torch.Tensor) -> torch.Tensor:
     """ref itself when its memory is a [T, N] matrix, else a new contiguous tensor like it: the
     tensor a scan writes into before its values land in ref."""
