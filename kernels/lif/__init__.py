@@ -48,9 +48,12 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
              backend: str = "auto", compact_state: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Multi-timestep LIF neuron (paper eq. 5-6) with the membrane mean of IM-Loss (eq. 11).
 
-    x: [T, ...] float32/float16/bfloat16 (float64 on 'torch' and 'naive'), any layout.
-    Returns (spikes, u_mean): spikes [T, ...] in x.dtype with values 0/1; u_mean the 0-d mean of
-    the pre-reset membrane over all T x N elements (fp32; fp64 for fp64 input), differentiable.
+    x: [T, ...] float32/float16/bfloat16 (float64 on 'torch' and 'naive'), any layout; meta
+    tensors give output shapes without computing (fake implementations of the custom ops).
+    Returns (spikes, u_mean): spikes [T, ...] in x.dtype with values 0/1, laid out as
+    `torch.empty_like(x)` (x's strides when x is dense, else contiguous; the fused backends' dL/dx
+    too); u_mean the 0-d mean of the pre-reset membrane over all T x N elements (fp32; fp64 for
+    fp64 input), differentiable.
       hard reset: u(t) = decay * u(t-1) * (1 - o(t-1)) + x(t);  soft: decay * (u(t-1) - vth o(t-1)) + x(t)
       o(t) = 1[u(t) >= vth], u(0) = o(0) = 0.
     surrogate (spike backward), alpha its runtime parameter:
@@ -59,7 +62,9 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
       'dspike' Dspike of temperature b = alpha on x = u / (2 vth): window 0 <= u <= 2 vth, centred on vth
     detach_reset: stop the gradient through o(t-1) in the reset term.
     backend: 'naive' (autograd loop, the reference), 'torch' (fused CPU path), 'triton'
-    (CUDA, or CPU under TRITON_INTERPRET=1), 'auto' (triton on CUDA, torch elsewhere).
+    (CUDA, or CPU under TRITON_INTERPRET=1), 'auto' (triton on CUDA, torch elsewhere). The fused
+    backends (backends.FUSED_BACKENDS) run as the custom ops torch.ops.lif.scan_fwd / scan_bwd
+    (op.py), so torch.compile(fullgraph=True) traces a model without a graph break.
     compact_state (fused backends): save the membrane in bf16 plus spike bits (2.125 bytes per
     element instead of 4) for the backward; spikes stay exact, gradients see a bf16 membrane.
     """
