@@ -13,7 +13,8 @@ class LIF(nn.Module):
 
     vth, decay, surrogate, alpha, reset, detach_reset: see `kernels.lif_scan` (alpha is the
     surrogate's runtime parameter: tanh K of ESG, rect width, dspike temperature b; schedulers
-    such as `snn.ESG` assign it between forwards). backend: 'auto', 'naive', 'torch', 'triton'.
+    such as `snn.ESG` assign it between forwards). backend: one of kernels.BACKENDS
+    ('auto', 'naive', 'torch', 'cpu', 'triton').
     compact_state: keep a bf16 membrane plus spike bits for the backward (fused backends).
     im: whether `snn.im_loss` restricts this layer (False for LIFs inside residual branches).
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import torch
 
-from . import fused_cpu, fused_torch
+from . import fused_cpu
+from .backends import FUSED_BACKENDS
 from .function import scan
+from .layout import in_layout_of
 from .naive import lif_scan_naive
 from .params import RESETS, SURROGATES, LIFParams
 
-BACKENDS = ("auto", "naive", "torch", "cpu", "triton")
+BACKENDS = ("auto", "naive", *FUSED_BACKENDS)
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
@@ -28,16 +30,23 @@ def _check_input(x) -> None:
         raise ValueError(f"x must have at least one neuron per timestep, got shape {tuple(x.shape)}")
 
 
-def _triton_backend(x: torch.Tensor):
+def _check_triton_input(x: torch.Tensor) -> None:
     from . import fused_triton  # imported lazily: triton is optional off Linux
 
-    if x.device.type != "cuda" and not fused_triton.interpreting():
+    if x.device.type not in ("cuda", "meta") and not fused_triton.interpreting():
         raise ValueError(f"backend='triton' needs a CUDA tensor, or TRITON_INTERPRET=1 set before triton is "
                          f"imported to run on CPU tensors; got a tensor on {x.device}")
     if x.dtype not in fused_triton.SUPPORTED_DTYPES:
         raise TypeError(f"backend='triton' supports float32, float16 and bfloat16, got {x.dtype}; "
                         f"use backend='torch' for float64")
-    return fused_triton
+
+
+def _check_cpu_input(x: torch.Tensor) -> None:
+    if x.device.type != "meta":  # meta tensors only need the op's fake implementation
+        fused_cpu.require(x)
+
+
+_INPUT_CHECKS = {"triton": _check_triton_input, "cpu": _check_cpu_input}  # backends that accept only some devices or dtypes
 
 
 def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: str = "tanh",
@@ -45,9 +54,12 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
              backend: str = "auto", compact_state: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Multi-timestep LIF neuron (paper eq. 5-6) with the membrane mean of IM-Loss (eq. 11).
 
-    x: [T, ...] float32/float16/bfloat16 (float64 on 'torch' and 'naive'), any layout.
-    Returns (spikes, u_mean): spikes [T, ...] in x.dtype with values 0/1; u_mean the 0-d mean of
-    the pre-reset membrane over all T x N elements (fp32; fp64 for fp64 input), differentiable.
+    x: [T, ...] float32/float16/bfloat16 (float64 on 'torch' and 'naive'), any layout; meta
+    tensors give output shapes without computing (fake implementations of the custom ops).
+    Returns (spikes, u_mean): spikes [T, ...] in x.dtype with values 0/1, laid out as
+    `torch.empty_like(x)` (x's strides when x is dense, else contiguous; the fused backends' dL/dx
+    too); u_mean the 0-d mean of the pre-reset membrane over all T x N elements (fp32; fp64 for
+    fp64 input), differentiable.
       hard reset: u(t) = decay * u(t-1) * (1 - o(t-1)) + x(t);  soft: decay * (u(t-1) - vth o(t-1)) + x(t)
       o(t) = 1[u(t) >= vth], u(0) = o(0) = 0.
     Non-finite input follows IEEE arithmetic of these formulas, and spikes stay 0/1 in every
@@ -60,7 +72,9 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
     detach_reset: stop the gradient through o(t-1) in the reset term.
     backend: 'naive' (autograd loop, the reference), 'cpu' (native fused CPU loops, built with
     the package), 'torch' (fused in-place torch ops, any device), 'triton' (CUDA, or CPU under
-    TRITON_INTERPRET=1), 'auto' (triton on CUDA; cpu on CPU when built, else torch).
+    TRITON_INTERPRET=1), 'auto' (triton on CUDA; cpu on CPU when built, else torch). The fused
+    backends (backends.FUSED_BACKENDS) run as the custom ops torch.ops.lif.scan_fwd / scan_bwd
+    (op.py), so torch.compile(fullgraph=True) traces a model without a graph break.
     compact_state (fused backends): save the membrane in bf16 plus spike bits (2.125 bytes per
     element instead of 4) for the backward; spikes stay exact, gradients see a bf16 membrane.
     """
@@ -71,17 +85,17 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        backend = "triton" if x.device.type == "cuda" and x.dtype != torch.float64 else "cpu" if fused_cpu.usable(x) else "torch"
-    state = "compact" if compact_state else "exact"
+        backend = ("triton" if x.device.type == "cuda" and x.dtype != torch.float64
+                   else "cpu" if fused_cpu.usable(x) else "torch")
     if backend == "naive":
         if compact_state:
-            raise ValueError("compact_state=True needs a fused backend ('torch' or 'triton'); 'naive' is the exact reference")
-        return lif_scan_naive(x, p)
-    if backend == "torch":
-        return scan(fused_torch, x, p, state)
-    if backend == "cpu":
-        return scan(fused_cpu.require(x), x, p, state)
-    return scan(_triton_backend(x), x, p, state)
+            raise ValueError(f"compact_state=True needs a fused backend (one of {tuple(FUSED_BACKENDS)}); "
+                             f"'naive' is the exact reference")
+        spikes, u_mean = lif_scan_naive(x, p)
+        return in_layout_of(spikes, x), u_mean
+    if backend in _INPUT_CHECKS:
+        _INPUT_CHECKS[backend](x)
+    return scan(backend, x, p, compact_state)
 
 
 __all__ = ["lif_scan", "LIFParams", "BACKENDS", "SURROGATES", "RESETS"]

@@ -15,7 +15,6 @@ The kernel is called through ctypes on the tensors' memory (ctypes releases the 
 from __future__ import annotations
 
 import ctypes
-import functools
 import importlib.util
 import sys
 
@@ -31,9 +30,8 @@ SAVE_CODES = {None: 0, "exact": 1, "compact": 2}
 _ptr, _i64, _int, _f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
 
 
-@functools.lru_cache(maxsize=None)
-def _library():
-    """The loaded native kernel, or None when the package was installed without it."""
+def _load_library():
+    """The native kernel, or None when the package was installed without it."""
     spec = importlib.util.find_spec(f"{__package__}._lif_cpu")
     if spec is None or not spec.origin:
         return None
@@ -44,6 +42,15 @@ def _library():
                                      _f64, _f64, _f64, _i64, _int]
     lib.lif_cpu_forward.restype = lib.lif_cpu_backward.restype = _int
     return lib
+
+
+# Loaded at import, not on first call: lif_scan's dispatch asks available() inside code that
+# torch.compile traces, and dynamo cannot trace the loading.
+_LIBRARY = _load_library()
+
+
+def _library():
+    return _LIBRARY
 
 
 def available() -> bool:

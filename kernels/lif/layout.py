@@ -1,9 +1,16 @@
-"""Seeing a `[T, ...]` tensor as a `[T, N]` time-major matrix without copying when possible.
+"""Memory layouts of the LIF scan: which `[T, ...]` tensors are seen as a `[T, N]` time-major
+matrix in place, and the layout rule for outputs.
 
 The scan is elementwise across neurons, so any memory order of the trailing dimensions works as
 long as time is the outermost dimension and the tensor is dense: then the raw memory *is* a
-contiguous `[T, N]` matrix (this covers contiguous tensors and `[T, B, C, H, W]` views of
-channels_last feature maps). Other tensors are copied once to contiguous memory.
+contiguous `[T, N]` matrix (contiguous tensors, `[T, B, C, H, W]` views of channels_last feature
+maps). Outputs follow torch's rule for elementwise ops (`torch.empty_like`): spikes (and dL/dx)
+have x's strides when x is dense and non-overlapping, contiguous strides otherwise. When that
+layout does not keep time outermost (e.g. a transposed input), the scan runs on a contiguous
+copy and the result is copied into the output once.
+
+These functions compare strides, so they run inside the custom ops (`op.py`) on real tensors,
+never in a traced graph, where a compiler may change a layout after the comparison was made.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import torch
 
 
-def _dense_time_outermost(x: torch.Tensor) -> bool:
+def dense_time_outermost(x: torch.Tensor) -> bool:
     """True when x's memory is exactly T consecutive blocks of N = numel / T elements."""
     T = x.shape[0]
     n = x.numel() // T
@@ -25,15 +32,32 @@ def _dense_time_outermost(x: torch.Tensor) -> bool:
     return True
 
 
-def scan_layout(x: torch.Tensor) -> torch.Tensor:
-    """A tensor with x's values whose memory is a contiguous [T, N] matrix (x itself if possible)."""
-    return x if _dense_time_outermost(x) else x.contiguous()
+def dense_order(x: torch.Tensor) -> list[int] | None:
+    """x's dimensions from outermost to innermost in memory when x is dense and non-overlapping
+    (its memory is a permutation of a contiguous tensor), else None."""
+    order = sorted(range(x.dim()), key=lambda d: (x.stride(d), x.shape[d]), reverse=True)
+    expected = 1
+    for d in reversed(order):
+        if x.shape[d] != 1 and x.stride(d) != expected:
+            return None
+        expected *= x.shape[d]
+    return order
 
 
-def as_matrix(x: torch.Tensor) -> torch.Tensor:
-    """[T, N] view of a tensor returned by `scan_layout` (or allocated with `empty_like` of one)."""
-    T = x.shape[0]
-    return x.as_strided((T, x.numel() // T), (x.numel() // T, 1))
+def in_layout_of(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """y (x's shape) laid out like `torch.empty_like(x)`: with x's dimension order when x is dense,
+    contiguous otherwise. Functional (permute and contiguous, no write into a preallocated
+    tensor), so it is also safe inside a traced graph."""
+    order = dense_order(x)
+    if order is None:
+        return y.contiguous()
+    return y.permute(order).contiguous().permute([order.index(d) for d in range(x.dim())])
+
+
+def scan_buffer(ref: torch.Tensor) -> torch.Tensor:
+    """ref itself when its memory is a [T, N] matrix, else a new contiguous tensor like it: the
+    tensor a scan writes into before its values land in ref."""
+    return ref if dense_time_outermost(ref) else torch.empty(ref.shape, dtype=ref.dtype, device=ref.device)
 
 
 def matching_layout(g: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -41,3 +65,9 @@ def matching_layout(g: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     if g.stride() == ref.stride():
         return g
     return torch.empty_like(ref, dtype=g.dtype).copy_(g)
+
+
+def as_matrix(x: torch.Tensor) -> torch.Tensor:
+    """[T, N] view of a tensor for which `dense_time_outermost` holds."""
+    T = x.shape[0]
+    return x.as_strided((T, x.numel() // T), (x.numel() // T, 1))

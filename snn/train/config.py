@@ -12,13 +12,15 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Optional
 
+from kernels import BACKENDS
+
 from ..data import DATASETS
 from ..models import MODELS, NORMS
 from .presets import PRESETS
 
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
-LIF_BACKENDS = ("auto", "naive", "torch", "triton")
+LIF_BACKENDS = BACKENDS
 SURROGATE_FORMS = "'esg', 'tanh:K' (K > 0), 'rect' or 'rect:WIDTH' (WIDTH > 0), 'dspike'"
 RECT_WIDTH = 1.0  # tdBN's rectangular surrogate: 1/a on |u - vth| < a/2 with a = 1 (Zheng et al. 2021)
 

@@ -145,6 +145,28 @@ def test_channels_last_view_is_used_in_place(backend, device):
     assert_matches_naive(x, backend, gs, 2.0)
 
 
+@pytest.mark.parametrize("backend", ["naive", *FUSED])
+def test_transposed_input_gives_spikes_and_gradient_in_its_layout(backend, device):
+    """A dense x whose time dimension is not outermost ([B, T, N] memory seen as [T, B, N]):
+    spikes and dL/dx come back with x's strides (torch's rule for elementwise ops)."""
+    x = _x((3, 4, 50), device=device).transpose(0, 1)
+    assert x.stride() == (50, 200, 1)
+    spikes, _ = lif_scan(x, backend=backend)
+    assert spikes.stride() == x.stride()
+    xg = x.detach().clone().requires_grad_()  # clone keeps the dense layout
+    spikes, u_mean = lif_scan(xg, backend=backend)
+    (spikes.sum() + u_mean).backward()
+    if backend != "naive":  # naive's dx is whatever autograd makes; the fused dx follows the spikes
+        assert xg.grad.stride() == x.stride()
+    assert_matches_naive(x, backend, torch.randn(x.shape, device=device), 2.0)
+
+
+@pytest.mark.parametrize("backend", ["naive", *FUSED])
+def test_non_dense_input_gives_contiguous_spikes(backend, device):
+    x = _x((4, 6, 40), device=device)[:, ::2, 3:]
+    assert lif_scan(x, backend=backend)[0].stride() == (111, 37, 1)
+
+
 @pytest.mark.parametrize("backend", FUSED)
 def test_non_dense_input(backend, device):
     x = _x((4, 6, 40), device=device)[:, ::2, 3:]
