@@ -1,4 +1,4 @@
-"""`python -m snn.models [--norm tdbn] [--width 1.0]`: parameter counts of the paper's networks."""
+"""`python -m snn.models [--norm tdbn] [--width 1.0] [--bias | --no-bias]`: parameter counts of the paper's networks."""
 
 import argparse
 
@@ -11,8 +11,10 @@ def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--norm", default="tdbn", choices=NORMS)
     parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None,
+                        help="biases on hidden layers with no norm after them (default: only with a norm)")
     args = parser.parse_args(argv)
-    table = pd.DataFrame(parameter_counts(args.norm, args.width))
+    table = pd.DataFrame(parameter_counts(args.norm, args.width, args.bias))
     table["millions"] = (table["parameters"] / 1e6).round(3)
     print(table.to_string(index=False))
     return table

@@ -113,7 +113,7 @@ def build_model(cfg: Config, info) -> nn.Module:
     s = cfg.surrogate_spec
     return models.build(cfg.model, info.num_classes, in_channels=info.in_channels, norm=cfg.norm, width=cfg.width,
                         input_size=info.size[0], vth=cfg.vth, decay=cfg.decay, surrogate=s.lif, alpha=s.alpha,
-                        detach_reset=cfg.detach_reset, backend=cfg.backend)
+                        detach_reset=cfg.detach_reset, backend=cfg.backend, bias=cfg.bias)
 
 
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
