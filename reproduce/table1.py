@@ -71,7 +71,9 @@ def main(argv: Optional[list[str]] = None) -> int:
              "ours: test accuracy at the epoch of best accuracy on a held-out 10% validation split; final test "
              "and best test (chosen on the test set, optimistic) beside it.",
              "rect: tdBN's rectangular surrogate (1 on |u - vth| < 1/2); esg: the tanh surrogate with K rising "
-             "from 1 to 10 over the epochs (eq. 15); norm none: convolutions with a bias, no normalization.",
+             "from 1 to 10 over the epochs (eq. 15); norm none: no normalization and no bias in any hidden layer (only the classifier FC has one; "
+             "snn.models.build's default, the paper's sec. 4.2); tdbn: tdBN after each conv, biases on CIFARNet's "
+             "two hidden FCs.",
              f"warm start (sec. 5.1): SGD steps on the IM-Loss alone until the last LIF layer fires on a "
              f"training batch, then the run starts from those weights with a fresh optimizer.",
              "wall time: training plus evaluation, summed over the epochs (warm start not included)."]
