@@ -10,7 +10,10 @@ from .neuron import LIF, lif_layers
 
 
 def esg_k(epoch: int, epochs: int, k_min: float = 1.0, k_max: float = 10.0) -> float:
-    """Eq. 15: K(i) = ((10^(i/N) - 1) k_max + (10 - 10^(i/N)) k_min) / 9, i = epoch, N = epochs."""
+    """Eq. 15: K(i) = ((10^(i/N) - 1) k_max + (10 - 10^(i/N)) k_min) / 9, i = epoch, N = epochs.
+
+    Kept as printed: training runs i = 0 .. N - 1, so K never reaches k_max (K(9) = 7.94 for N = 10,
+    k 1..10); the text's "ends with K_max" would need i = N."""
     r = 10.0 ** (epoch / epochs)
     return ((r - 1.0) * k_max + (10.0 - r) * k_min) / 9.0
 
