@@ -275,8 +275,8 @@ def fig3_claim(vth: float = 0.5, k_values: tuple = (1.0, 10.0), away: float = 0.
 
 # ---- the script -------------------------------------------------------------------------------
 
-IDS = [f"{group}/{arch}" for group in ("fig2-epoch0", "fig2-epoch1", "scratch-im", "scratch-no-im", "fig4-early",
-                                        "fig4-esg-end", "dspike-cost") for arch in ARCHS] + ["eq15-kmax", "fig3-surrogate"]
+GROUPS = ("fig2-epoch0", "fig2-epoch1", "scratch-im", "scratch-no-im", "fig4-early", "fig4-esg-end", "dspike-cost")
+IDS = [f"{group}/{arch}" for arch in ARCHS for group in GROUPS] + ["eq15-kmax", "fig3-surrogate"]  # report order
 
 
 def run_claims(budget: Budget, args, selected: list[str], report: Callable[[Claim], None]) -> None:
@@ -302,13 +302,13 @@ def run_claims(budget: Budget, args, selected: list[str], report: Callable[[Clai
                 for claim in scratch_claims(arch, im_run, no_im_run, classes):
                     if claim.id in selected:
                         report(claim)
-        if any(want(g, arch) for g in ("fig4-early", "fig4-esg-end", "dspike-cost")):
+        if want("fig4-early", arch) or want("fig4-esg-end", arch):
             runs = {label: trained(arch, {"surrogate": s}) for label, s in CURVES.items()}
             for claim in fig4_claims(arch, runs):
                 if claim.id in selected:
                     report(claim)
-            if want("dspike-cost", arch):
-                report(dspike_claim(arch, *runs["ESG"]))
+        if want("dspike-cost", arch):
+            report(dspike_claim(arch, *trained(arch, {"surrogate": CURVES["ESG"]})))
     for claim in (eq15_claim(), fig3_claim()):
         if claim.id in selected:
             report(claim)
