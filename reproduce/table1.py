@@ -58,6 +58,14 @@ ROWS = [Row(f"{model}/{vid}", ARCHS[model][0], name, Setting(ARCHS[model][1], mo
             Paper(PAPER[model][i], "CIFAR10"))
         for model in ARCHS for i, (vid, name, method, warm) in enumerate(VARIANTS)]
 
+CHANCE_X = 2  # a row "did not train" below this multiple of chance accuracy
+RECT_NO_NORM = ("Diagnosis at the smoke budget (reproduce/README.md, 'Table 1 at smoke scale'): with tdBN's rectangular "
+                "surrogate and no normalization the network stays at chance whatever the learning rate (0.1, 0.01), "
+                "warm start (24 or 200 IM-Loss steps) or IM-Loss weight (0, 0.5, 2) tried, except the warm-started "
+                "row at lr 0.01, which learns slowly; the surrogate is the cause: its window |u - vth| < 1/2 excludes "
+                "u = 0, where the silent deep layers of the bias-free network sit at initialization, and the "
+                "membranes of the deepest layers spread out of it during training; ESG's tanh surrogate, non-zero "
+                "everywhere, trains the same networks.")
 EXTRA = ["norm", "surrogate", "IM-Loss weight", "warm start", *ACCURACY_COLUMNS]
 PRINTED = ["row", "paper value", "ours", "difference", "epochs", "wall time", "warm start"]
 
@@ -105,6 +113,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return Path(config(row.setting, budget, args.data_root, args.runs, "-warm" if row.warm else "").out)
 
     walk(ROWS, selected, table, run_dir, compute)
+    at_chance = [r["row"] for r in table.rows if r["status"] == "done" and float(r["ours"].split("%")[0]) < CHANCE_X * 10]
+    if at_chance:
+        table.notes.append(f"did not train (test accuracy below {CHANCE_X:g}x chance, 10 classes): "
+                           f"{'; '.join(at_chance)}." + (f" {RECT_NO_NORM}" if budget.name == "smoke" else ""))
     return finish(table, PRINTED)
 
 
