@@ -185,7 +185,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def step_and_esg_seconds(cfg: Config, results: Results, repeats: int = 5, esg_repeats: int = 1000) -> tuple[float, float]:
+def step_and_esg_seconds(cfg: Config, results: Results, repeats: int = 5,
+                         esg_repeats: int = 1000) -> tuple[float, float]:
     """(median wall time of one training step, mean wall time of ESG's per-epoch work).
 
     The step: forward, CE + IM-Loss, backward, SGD of the trained network (rebuilt, as

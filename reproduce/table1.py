@@ -79,7 +79,8 @@ def main(argv: Optional[list[str]] = None) -> int:
              "ours: test accuracy at the epoch of best accuracy on a held-out 10% validation split; final test "
              "and best test (chosen on the test set, optimistic) beside it.",
              "rect: tdBN's rectangular surrogate (1 on |u - vth| < 1/2); esg: the tanh surrogate with K rising "
-             "from 1 to 10 over the epochs (eq. 15); norm none: no normalization and no bias in any hidden layer (only the classifier FC has one; "
+             "from 1 to 10 over the epochs (eq. 15); norm none: no normalization and no bias in any hidden layer "
+             "(only the classifier FC has one; "
              "snn.models.build's default, the paper's sec. 4.2); tdbn: tdBN after each conv, biases on CIFARNet's "
              "two hidden FCs.",
              f"warm start (sec. 5.1): SGD steps on the IM-Loss alone until the last LIF layer fires on a "
@@ -113,7 +114,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return Path(config(row.setting, budget, args.data_root, args.runs, "-warm" if row.warm else "").out)
 
     walk(ROWS, selected, table, run_dir, compute)
-    at_chance = [r["row"] for r in table.rows if r["status"] == "done" and float(r["ours"].split("%")[0]) < CHANCE_X * 10]
+    at_chance = [r["row"] for r in table.rows
+                 if r["status"] == "done" and float(r["ours"].split("%")[0]) < CHANCE_X * 10]
     if at_chance:
         table.notes.append(f"did not train (test accuracy below {CHANCE_X:g}x chance, 10 classes): "
                            f"{'; '.join(at_chance)}." + (f" {RECT_NO_NORM}" if budget.name == "smoke" else ""))
