@@ -61,7 +61,7 @@ def measure(setting: str) -> dict:
         try:
             check_against_naive(provider, x, p, gs)
             row["ms_median"], row["ms_q20"], row["ms_q80"] = triton.testing.do_bench(
-                lambda: run_step(provider, x, p, gs, gm), warmup=25, rep=100, quantiles=[0.5, 0.2, 0.8])
+                lambda x=x, gs=gs: run_step(provider, x, p, gs, gm), warmup=25, rep=100, quantiles=[0.5, 0.2, 0.8])
         except (AssertionError, RuntimeError) as error:
             row["error"] = str(error).splitlines()[0]
         result["rows"].append(row)

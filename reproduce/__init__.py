@@ -5,6 +5,7 @@
     python reproduce/fig2_spike_rate.py   # Fig. 2: layer-wise spike rates without normalization
     python reproduce/fig3_surrogate.py    # Fig. 3: the asymptotic function and its gradient (exact math)
     python reproduce/fig4_esg.py          # Fig. 4: accuracy curves with k = 1, k = 10 and ESG
+    python reproduce/claims.py            # the paper's checkable claims, measured: HOLDS / DOES NOT HOLD
 
 Budgets (--budget): `paper` (the paper's networks and recipe on the real datasets under
 --data-root), `smoke` (the default without a GPU or a dataset: the same code path at reduced

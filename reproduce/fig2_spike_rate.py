@@ -119,7 +119,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     args, budget, selected = started
     notes = [budget_note(budget),
-             "networks without normalization (convolutions with a bias), IM-Loss weight 2, ESG, T=4; rates "
+             "networks without normalization and without bias in any hidden layer, IM-Loss weight 2, ESG, T=4; rates "
              "over the whole test set; 'end' is the last epoch of this budget (the paper shows epoch 1000).",
              "wall time: training plus evaluation, summed over the epochs."]
     table = ResultsTable(args.out, SCRIPT, budget, f"Fig. 2: layer-wise spike rates without normalization "

@@ -58,6 +58,14 @@ ROWS = [Row(f"{model}/{vid}", ARCHS[model][0], name, Setting(ARCHS[model][1], mo
             Paper(PAPER[model][i], "CIFAR10"))
         for model in ARCHS for i, (vid, name, method, warm) in enumerate(VARIANTS)]
 
+CHANCE_X = 2  # a row "did not train" below this multiple of chance accuracy
+RECT_NO_NORM = ("Diagnosis at the smoke budget (reproduce/README.md, 'Table 1 at smoke scale'): tdBN's rectangular "
+                "surrogate has no gradient outside |u - vth| < 1/2, u = 0 included, where the deep layers of the "
+                "bias-free network without normalization sit. CIFARNet's rect rows stay at chance whatever the "
+                "learning rate (0.1, 0.01), warm start (24 or 200 IM-Loss steps) or IM-Loss weight (0, 0.5, 2) tried, "
+                "but for the 24-step warm start at lr 0.01, which learns slowly; ResNet-19's last LIF keeps its "
+                "membranes near 0 (none inside the window), so no gradient passes it and its weights barely move. "
+                "ESG's tanh surrogate, non-zero everywhere, trains the same networks.")
 EXTRA = ["norm", "surrogate", "IM-Loss weight", "warm start", *ACCURACY_COLUMNS]
 PRINTED = ["row", "paper value", "ours", "difference", "epochs", "wall time", "warm start"]
 
@@ -71,9 +79,12 @@ def main(argv: Optional[list[str]] = None) -> int:
              "ours: test accuracy at the epoch of best accuracy on a held-out 10% validation split; final test "
              "and best test (chosen on the test set, optimistic) beside it.",
              "rect: tdBN's rectangular surrogate (1 on |u - vth| < 1/2); esg: the tanh surrogate with K rising "
-             "from 1 to 10 over the epochs (eq. 15); norm none: convolutions with a bias, no normalization.",
-             f"warm start (sec. 5.1): SGD steps on the IM-Loss alone until the last LIF layer fires on a "
-             f"training batch, then the run starts from those weights with a fresh optimizer.",
+             "from 1 to 10 over the epochs (eq. 15); norm none: no normalization and no bias in any hidden layer "
+             "(only the classifier FC has one; "
+             "snn.models.build's default, the paper's sec. 4.2); tdbn: tdBN after each conv, biases on CIFARNet's "
+             "two hidden FCs.",
+             "warm start (sec. 5.1): SGD steps on the IM-Loss alone until the last LIF layer fires on a "
+             "training batch, then the run starts from those weights with a fresh optimizer.",
              "wall time: training plus evaluation, summed over the epochs (warm start not included)."]
     table = ResultsTable(args.out, SCRIPT, budget, f"Table 1: ablation of IM-Loss and ESG ({budget.tag})", EXTRA,
                          notes, command(SCRIPT, argv))
@@ -103,6 +114,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         return Path(config(row.setting, budget, args.data_root, args.runs, "-warm" if row.warm else "").out)
 
     walk(ROWS, selected, table, run_dir, compute)
+    at_chance = [r["row"] for r in table.rows
+                 if r["status"] == "done" and float(r["ours"].split("%")[0]) < CHANCE_X * 10]
+    if at_chance:
+        table.notes.append(f"did not train (test accuracy below {CHANCE_X:g}x chance, 10 classes): "
+                           f"{'; '.join(at_chance)}." + (f" {RECT_NO_NORM}" if budget.name == "smoke" else ""))
     return finish(table, PRINTED)
 
 

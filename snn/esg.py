@@ -24,7 +24,9 @@ def esg_k(epoch: int, epochs: int, k_min: float = 1.0, k_max: float = 10.0) -> f
     """Eq. 15: K(i) = ((10^(i/N) - 1) k_max + (10 - 10^(i/N)) k_min) / 9, i = epoch, N = epochs.
 
     epoch: int >= 0; epochs: int >= 1; k_min <= k_max in the alpha range of `kernels.LIFParams`
-    ([2^-125, 2^126]). Raises TypeError / ValueError naming the argument otherwise."""
+    ([2^-125, 2^126]). Raises TypeError / ValueError naming the argument otherwise.
+    Kept as printed: training runs i = 0 .. N - 1, so K never reaches k_max (K(9) = 7.94 for N = 10,
+    k 1..10); the text's "ends with K_max" would need i = N."""
     epoch = checks.integer("epoch", epoch, 0)
     epochs, k_min, k_max = _schedule(epochs, k_min, k_max)
     r = 10.0 ** (epoch / epochs)

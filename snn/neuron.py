@@ -8,6 +8,17 @@ from torch import nn
 from kernels import BACKENDS, LIFParams, lif_scan
 
 
+class ForwardCount:
+    """Forwards run by a LIF and by every copy of it that shares its attributes.
+
+    torch.nn.DataParallel's replicate() copies each module's __dict__ shallowly, so its replicas
+    hold this very object: a replica's forward counts here while its u_mean stays on the replica.
+    A copy.deepcopy gets its own count."""
+
+    def __init__(self):
+        self.n = 0
+
+
 class LIF(nn.Module):
     """LIF neurons over a `[T, B, ...]` tensor, one `kernels.lif_scan` call per forward.
 
@@ -21,7 +32,8 @@ class LIF(nn.Module):
     After each forward:
       u_mean       0-d fp32 tensor, mean pre-reset membrane of that call (differentiable)
       spike_rate   float, fraction of spikes of that call (read lazily; no device sync at forward)
-    Both are None before the first forward.
+    Both are None before the first forward. `u_mean_is_current` is False when a copy sharing this
+    layer's attributes (an nn.DataParallel replica) ran a forward after the one that wrote u_mean.
     """
 
     def __init__(self, vth: float = 0.5, decay: float = 0.25, surrogate: str = "tanh", alpha: float = 1.0,
@@ -43,6 +55,14 @@ class LIF(nn.Module):
         self.im, self.backend, self.compact_state = im, backend, compact_state
         self.u_mean: torch.Tensor | None = None
         self._rate: torch.Tensor | None = None
+        self._forwards = ForwardCount()  # shared with DataParallel replicas (see ForwardCount)
+        self._forward_index = 0  # which of those forwards wrote this module's u_mean (0: none)
+
+    @property
+    def u_mean_is_current(self) -> bool:
+        """True when no copy of this layer has run a forward since the one that wrote u_mean
+        (vacuously True before any forward)."""
+        return self._forward_index == self._forwards.n
 
     @property
     def spike_rate(self) -> float | None:
@@ -59,6 +79,8 @@ class LIF(nn.Module):
                                        alpha=self.alpha, reset=self.reset, detach_reset=self.detach_reset,
                                        backend=self.backend, compact_state=self.compact_state)
         self._rate = spikes.detach().mean(dtype=torch.float32)
+        self._forwards.n += 1
+        self._forward_index = self._forwards.n
         return spikes
 
     def extra_repr(self) -> str:

@@ -1,4 +1,4 @@
-"""`python -m snn.models [--norm tdbn] [--width 1.0]`: parameter counts of the paper's networks."""
+"""`python -m snn.models [--norm tdbn] [--width 1.0] [--bias | --no-bias]`: parameter counts of the paper's networks."""
 
 import argparse
 
@@ -11,9 +11,11 @@ def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--norm", default="tdbn", choices=NORMS)
     parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None,
+                        help="biases on hidden layers with no norm after them (default: only with a norm)")
     args = parser.parse_args(argv)
     try:
-        rows = parameter_counts(args.norm, args.width)
+        rows = parameter_counts(args.norm, args.width, args.bias)
     except (TypeError, ValueError) as error:
         parser.error(str(error))  # one line, exit 2
     table = pd.DataFrame(rows)

@@ -2,7 +2,9 @@
 
 A LIF follows every conv and hidden FC (the first conv receives the real-valued image). The
 original's voting layer (10 neurons per class) is replaced by a plain FC to the classes.
-Norms follow the convs only; the FC layers have biases and no norm.
+Norms follow the convs only. Biases (see snn.models.build): with tdBN or BN the two hidden FCs
+have one (no norm follows them), the convs none; with norm='none' no hidden layer has one
+(bias=True brings them back on every conv and hidden FC); the classifier FC always has one.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers import TimeDistributed
-from .base import Parts, SpikingNet, avg_pool, scaled
+from .base import Parts, SpikingNet, avg_pool, head, scaled
 
 
 def cifarnet(num_classes: int, in_channels: int, parts: Parts, width: float, input_size: int = 32) -> SpikingNet:
@@ -26,8 +28,8 @@ def cifarnet(num_classes: int, in_channels: int, parts: Parts, width: float, inp
         parts.conv(c[3], c[4], 3), parts.lif(),
     )
     classifier = nn.Sequential(
-        TimeDistributed(nn.Flatten(), nn.Linear(c[4] * side * side, c[5])), parts.lif(),
-        TimeDistributed(nn.Linear(c[5], c[6])), parts.lif(),
-        TimeDistributed(nn.Linear(c[6], num_classes)),
+        TimeDistributed(nn.Flatten(), parts.linear(c[4] * side * side, c[5])), parts.lif(),
+        TimeDistributed(parts.linear(c[5], c[6])), parts.lif(),
+        TimeDistributed(head(c[6], num_classes)),
     )
     return SpikingNet(features, classifier, in_channels, input_size)

@@ -6,7 +6,12 @@ layers learn small perturbations); the stem LIF and each block's output LIF have
 tdBN, the two norms whose outputs are added (the branch's last and the shortcut's) use
 alpha = 1/sqrt(2). Head: global average pooling and one FC to the classes, as in the authors'
 code (ResNet-19 then has 12.57 M parameters on CIFAR-10, the "about 12.6 M" of the literature;
-the FC 256 + LIF + FC head of other versions would give 12.70 M).
+the FC 256 + LIF + FC head of other versions would give 12.70 M). Biases (see snn.models.build):
+no conv has one, with a norm or with norm='none' (bias=True gives every conv, shortcut included,
+one when there is no norm); the classifier FC always has one.
+
+IM-Loss restricts 1 + (number of blocks) LIF layers: ResNet-19 has 17 LIF layers (stem + 2 per
+block x 8 blocks), 9 of them restricted; ResNet-34 33, 17 restricted.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import torch
 from torch import nn
 
 from ..layers import TimeDistributed
-from .base import RESIDUAL_ALPHA, Parts, SpikingNet, avg_pool, scaled
+from .base import RESIDUAL_ALPHA, Parts, SpikingNet, avg_pool, head, scaled
 
 
 class BasicBlock(nn.Module):
@@ -43,7 +48,7 @@ def _resnet(stem: list[nn.Module], cin: int, stages: list[tuple[int, int, int]],
         for i in range(blocks):
             layers.append(BasicBlock(cin, cout, stride if i == 0 else 1, parts))
             cin = cout
-    classifier = TimeDistributed(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+    classifier = TimeDistributed(nn.AdaptiveAvgPool2d(1), nn.Flatten(), head(cin, num_classes))
     return SpikingNet(nn.Sequential(*layers), classifier, in_channels)
 
 

@@ -4,7 +4,9 @@
 FC 512*s*s -> 4096 -> 4096 -> classes with LIFs on the hidden FCs. s = input_size / 16
 (2 on 32x32 CIFAR); when that is above 7 (224x224 ImageNet: 14) a fifth AP2 follows the last
 block, giving Diet-SNN's 7x7 ImageNet head. Diet-SNN's dropout is left out (add it in training
-code if wanted). Norms follow the convs only.
+code if wanted). Norms follow the convs only. Biases (see snn.models.build): with tdBN or BN the
+two hidden FCs have one (no norm follows them), the convs none; with norm='none' no hidden layer
+has one (bias=True brings them back on every conv and hidden FC); the classifier FC always has one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers import TimeDistributed
-from .base import Parts, SpikingNet, avg_pool, scaled
+from .base import Parts, SpikingNet, avg_pool, head, scaled
 
 CONFIG = (64, 64, "A", 128, 128, "A", 256, 256, 256, "A", 512, 512, 512, "A", 512, 512, 512)
 
@@ -33,8 +35,8 @@ def vgg16(num_classes: int, in_channels: int, parts: Parts, width: float, input_
         side //= 2
     hidden = scaled(4096, width)
     classifier = nn.Sequential(
-        TimeDistributed(nn.Flatten(), nn.Linear(cin * side * side, hidden)), parts.lif(),
-        TimeDistributed(nn.Linear(hidden, hidden)), parts.lif(),
-        TimeDistributed(nn.Linear(hidden, num_classes)),
+        TimeDistributed(nn.Flatten(), parts.linear(cin * side * side, hidden)), parts.lif(),
+        TimeDistributed(parts.linear(hidden, hidden)), parts.lif(),
+        TimeDistributed(head(hidden, num_classes)),
     )
     return SpikingNet(nn.Sequential(*layers), classifier, in_channels, input_size)

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--model", "architecture", choices=tuple(MODELS))
     add(g, "--width", "multiplier of every hidden channel / feature count (1 = the paper's network)", type=float)
     add(g, "--norm", "normalization after each conv: tdBN, BatchNorm over T*B, or none", choices=NORMS)
+    add(g, "--bias", "biases on the hidden conv / FC layers that no norm follows (default: only with a norm, "
+        "i.e. the hidden FCs of cifarnet and vgg16; --norm none is bias-free unless --bias)",
+        action=argparse.BooleanOptionalAction)
     add(g, "--T", "timesteps (frames per sample for event data)", type=int, dest="T")
     g = p.add_argument_group("data")
     add(g, "--dataset", "dataset (digits needs no files; synthetic is for tests)", choices=DATASETS)

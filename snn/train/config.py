@@ -93,7 +93,8 @@ def _choice(name: str, value, accepted) -> None:
 class Config:
     """One training run. Defaults: a small CPU run on scikit-learn's digits (no download).
 
-    model, width, norm: snn.models.build arguments. dataset, data_root, download, val_fraction,
+    model, width, norm, bias: snn.models.build arguments (bias None: the norm's default, biases
+    only on the hidden FCs with tdBN / BN and none with norm 'none'). dataset, data_root, download, val_fraction,
     data_options: snn.data.build_datasets arguments (input_size sets the dataset's `size` option).
     T: timesteps (frames for event data). surrogate: see parse_surrogate; k_min/k_max: ESG's
     range; dspike_*: Algorithm 1 of Dspike (snn.dspike). im_lambda: weight of IM-Loss (eq. 12).
@@ -105,6 +106,7 @@ class Config:
     model: str = "cifarnet"
     width: float = 0.25
     norm: str = "tdbn"
+    bias: Optional[bool] = None
     dataset: str = "digits"
     data_root: Optional[str] = None
     download: bool = False
@@ -166,7 +168,7 @@ class Config:
             _int("input_size", self.input_size, 1)
         if self.workers is not None:
             _int("workers", self.workers, 0)
-        for name in ("amp", "channels_last"):
+        for name in ("amp", "channels_last", "bias"):
             if getattr(self, name) is not None:
                 _bool(name, getattr(self, name))
         if self.k_min > self.k_max:

@@ -20,8 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..im_loss import im_loss as local_im_loss
-from ..neuron import lif_layers
+from ..im_loss import im_loss as local_im_loss, restricted_layers
 from .config import ConfigError
 
 
@@ -178,9 +177,7 @@ def im_loss(model: nn.Module, ctx: Context) -> torch.Tensor:
     """
     if not ctx.distributed:
         return local_im_loss(model)
-    layers = [m for m in lif_layers(model) if m.im and m.u_mean is not None]
-    if not layers:
-        return local_im_loss(model)  # raises with the reason
+    layers = restricted_layers(model)  # raises when IM-Loss would be undefined, stale or without gradient
     local = torch.stack([m.u_mean for m in layers])  # [L] this rank's layer means
     gap = all_sum(local.detach(), ctx) / ctx.world - local.new_tensor([m.vth for m in layers])  # g_l - vth_l
     return (gap ** 2).mean() + (2 * gap * (local - local.detach())).mean()

@@ -119,7 +119,8 @@ def build_model(cfg: Config, info) -> nn.Module:
     try:
         return models.build(cfg.model, info.num_classes, in_channels=info.in_channels, norm=cfg.norm,
                             width=cfg.width, input_size=info.size[0], vth=cfg.vth, decay=cfg.decay, surrogate=s.lif,
-                            alpha=s.alpha, detach_reset=cfg.detach_reset, backend=cfg.backend)
+                            alpha=s.alpha, detach_reset=cfg.detach_reset, backend=cfg.backend,
+                            bias=cfg.bias)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model {cfg.model}: {e}") from None
 

@@ -49,38 +49,41 @@ def test_forward_backward_with_interpreted_triton_backend_matches_torch(name):
 
 
 # Independent derivation of the parameter counts at width 1.0 from each paper's layer list.
-def conv(cin, cout, k, norm):
-    return cin * cout * k * k + (2 * cout if norm != "none" else cout)  # norm: gamma, beta; else conv bias
+# bias: the hidden layers with no norm after them have one (every conv with norm 'none', the hidden
+# FCs); the classifier FC always has one.
+def conv(cin, cout, k, norm, bias):
+    return cin * cout * k * k + (2 * cout if norm != "none" else cout if bias else 0)  # gamma, beta / bias
 
 
-def fc(n_in, n_out):
-    return n_in * n_out + n_out
+def fc(n_in, n_out, bias=True):
+    return n_in * n_out + (n_out if bias else 0)
 
 
-def resnet(stem, stages, cin, norm, classes):
+def resnet(stem, stages, cin, norm, bias, classes):
     total = stem
     for blocks, cout, stride in stages:
         for i in range(blocks):
             s = stride if i == 0 else 1
-            total += conv(cin, cout, 3, norm) + conv(cout, cout, 3, norm)
-            total += conv(cin, cout, 1, norm) if (s != 1 or cin != cout) else 0
+            total += conv(cin, cout, 3, norm, bias) + conv(cout, cout, 3, norm, bias)
+            total += conv(cin, cout, 1, norm, bias) if (s != 1 or cin != cout) else 0
             cin = cout
     return total + fc(cin, classes)
 
 
-def derived(name, classes, size, norm):
+def derived(name, classes, size, norm, bias):
     if name == "cifarnet":
         chans = [3, 128, 256, 512, 1024, 512]
-        return (sum(conv(a, b, 3, norm) for a, b in zip(chans, chans[1:]))
-                + fc(512 * (size // 4) ** 2, 1024) + fc(1024, 512) + fc(512, classes))
+        return (sum(conv(a, b, 3, norm, bias) for a, b in zip(chans, chans[1:]))
+                + fc(512 * (size // 4) ** 2, 1024, bias) + fc(1024, 512, bias) + fc(512, classes))
     if name == "vgg16":
         chans = [3, 64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
         side = size // 16 if size // 16 <= 7 else size // 32
-        return (sum(conv(a, b, 3, norm) for a, b in zip(chans, chans[1:]))
-                + fc(512 * side * side, 4096) + fc(4096, 4096) + fc(4096, classes))
+        return (sum(conv(a, b, 3, norm, bias) for a, b in zip(chans, chans[1:]))
+                + fc(512 * side * side, 4096, bias) + fc(4096, 4096, bias) + fc(4096, classes))
     if name == "resnet19":
-        return resnet(conv(3, 128, 3, norm), [(3, 128, 1), (3, 256, 2), (2, 512, 2)], 128, norm, classes)
-    return resnet(conv(3, 64, 7, norm), [(3, 64, 1), (4, 128, 2), (6, 256, 2), (3, 512, 2)], 64, norm, classes)
+        return resnet(conv(3, 128, 3, norm, bias), [(3, 128, 1), (3, 256, 2), (2, 512, 2)], 128, norm, bias, classes)
+    return resnet(conv(3, 64, 7, norm, bias), [(3, 64, 1), (4, 128, 2), (6, 256, 2), (3, 512, 2)], 64, norm, bias,
+                  classes)
 
 
 PINNED = {  # norm='tdbn', width 1.0
@@ -93,23 +96,40 @@ PINNED = {  # norm='tdbn', width 1.0
 
 
 @pytest.mark.parametrize("setting", list(PINNED))
-@pytest.mark.parametrize("norm", ["tdbn", "bn", "none"])
-def test_parameter_counts_at_width_one(setting, norm):
+@pytest.mark.parametrize("norm,bias,default", [("tdbn", None, True), ("bn", None, True), ("none", None, False),
+                                               ("tdbn", False, None), ("none", True, None)])
+def test_parameter_counts_at_width_one(setting, norm, bias, default):
+    """default: the bias the norm implies when build() is not told (None when bias is given)."""
     name, classes, size = setting
     with torch.device("meta"):
-        model = build(name, classes, norm=norm, input_size=size)
-    assert count_parameters(model) == derived(name, classes, size, norm)
-    if norm == "tdbn":
-        assert derived(name, classes, size, norm) == PINNED[setting]
-    rows = snn.models.parameter_counts(norm)
+        model = build(name, classes, norm=norm, input_size=size, bias=bias)
+    expected = derived(name, classes, size, norm, default if bias is None else bias)
+    assert count_parameters(model) == expected
+    if norm == "tdbn" and bias is None:
+        assert expected == PINNED[setting]
+    rows = snn.models.parameter_counts(norm, bias=bias)
     counts = {(r["model"], r["num_classes"], r["input_size"]): r["parameters"] for r in rows}
     assert counts[setting] == count_parameters(model)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_norm_networks_are_bias_free_but_for_the_classifier(name):
+    """Paper sec. 4.2: no bias or scaling at inference. Only the last FC (the class scores) has a bias."""
+    model = tiny(name, norm="none")
+    biased = [n for n, p in model.named_parameters() if n.endswith("bias")]
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert [p for n, p in model.named_parameters() if n.endswith("bias")] == [head.bias], biased
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with_bias = tiny(name, norm="none", bias=True)
+    assert sum(n.endswith("bias") for n, _ in with_bias.named_parameters()) == len(layers)
+    assert count_parameters(with_bias) - count_parameters(model) == sum(
+        m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features for m in layers[:-1])
 
 
 def test_counts_agree_with_torchvision_where_layouts_coincide():
     with torch.device("meta"):
         assert count_parameters(build("resnet34", 1000, input_size=224)) == count_parameters(torchvision.models.resnet34())
-        assert count_parameters(build("vgg16", 1000, norm="none", input_size=224)) == count_parameters(
+        assert count_parameters(build("vgg16", 1000, norm="none", bias=True, input_size=224)) == count_parameters(
             torchvision.models.vgg16())
     assert 12.5e6 < PINNED[("resnet19", 10, 32)] < 12.7e6
 
@@ -145,7 +165,7 @@ def test_norm_choices(norm, kind):
     model = tiny("cifarnet", norm=norm)
     assert not any(isinstance(m, snn.TDBatchNorm2d) for m in model.modules())
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert all((c.bias is None) == (norm != "none") for c in convs)
+    assert all(c.bias is None for c in convs)  # a norm's shift, or no bias at all (norm none)
     if kind is not None:
         assert sum(isinstance(m, kind) for m in model.modules()) == len(convs)
 
@@ -160,6 +180,7 @@ def test_norm_choices(norm, kind):
     (lambda: build("resnet19", 10, im=False), TypeError, "im is set per layer"),
     (lambda: build("resnet19", 10, surrogate="sigmoid"), ValueError, "surrogate"),
     (lambda: build("vgg16", 10, input_size=8), ValueError, "input_size"),
+    (lambda: build("cifarnet", 10, norm="none", bias=1), TypeError, "bias must be a bool"),
 ])
 def test_bad_build_arguments(call, error, words):
     with pytest.raises(error, match=words):
@@ -176,3 +197,16 @@ def test_bad_build_arguments(call, error, words):
 def test_bad_model_inputs(x, T, words):
     with pytest.raises(ValueError, match=words):
         tiny("cifarnet")(x, T=T)
+
+
+@pytest.mark.parametrize("flags,biases", [([], 1), (["--bias"], 8), (["--no-bias"], 1)])
+def test_train_cli_bias_flag_reaches_the_model(flags, biases):
+    """cifarnet has 5 convs, 2 hidden FCs and the classifier: --norm none is bias-free but for the
+    classifier unless --bias."""
+    from snn.train.cli import config_from_args
+    from snn.train.engine import build_model
+
+    cfg = config_from_args(["--norm", "none", "--width", "0.0625", *flags])
+    info = type("Info", (), {"num_classes": 10, "in_channels": 1, "size": (16, 16)})()
+    model = build_model(cfg, info)
+    assert sum(n.endswith("bias") for n, _ in model.named_parameters()) == biases
