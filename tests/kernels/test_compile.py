@@ -139,7 +139,7 @@ def test_meta_model_gives_logit_shape(backend):
 def _op_args(state, seed=4):
     g = torch.Generator().manual_seed(seed)
     x = (0.6 * torch.randn(3, 2, 37, generator=g) + 0.3).requires_grad_(state != "none")
-    return x, (0.5, 0.25, "tanh", 1.3, "hard", False, "torch", state)
+    return x, (0.5, 0.25, "tanh", op.alpha_arg(1.3), "hard", False, "torch", state)
 
 
 @pytest.mark.parametrize("state", ["exact", "compact", "none"])
@@ -162,3 +162,44 @@ def test_unknown_backend_name_is_refused_by_the_op():
     x, args = _op_args("none")
     with pytest.raises(ValueError, match="unknown fused backend 'cpu9'; registered"):
         torch.ops.lif.scan_fwd(x, *args[:-2], "cpu9", "none")
+
+
+# ---------------------------------------------------------------- a changing alpha (ESG) under torch.compile
+
+ESG_EPOCHS = 12
+ESG_CHECKED = (0, 1, 5, 11)  # epochs whose compiled gradients are compared with eager ones
+
+
+@pytest.mark.parametrize("backend", ["naive", "torch", "cpu"])
+def test_esg_schedule_compiles_at_most_twice_and_matches_eager(backend):
+    """snn.ESG assigns every LIF a new alpha each epoch (eq. 15: 12 distinct values here). Compiled
+    with fullgraph=True, the first alpha is a constant of the graph, the second recompiles once
+    with alpha dynamic, and no later alpha compiles again; the gradients at several alphas equal
+    eager ones (a graph that kept an old alpha would give the gradients of that alpha)."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    from snn import ESG
+
+    torch.manual_seed(0)
+    model = build("cifarnet", 10, width=1 / 16, input_size=8, backend=backend)
+    esg = ESG(model, epochs=ESG_EPOCHS, k_min=1.0, k_max=10.0)
+    x = _image((2, 3, 8, 8))
+    weight = torch.randn(2, 10, generator=torch.Generator().manual_seed(2))
+    params = list(model.named_parameters())
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(model, backend=counter, fullgraph=True)
+    alphas, previous = [], None
+    for epoch in range(ESG_EPOCHS):
+        alphas.append(esg.k)
+        _, grads = _logits_and_grads(compiled, params, x, 2, weight)
+        if epoch in ESG_CHECKED:
+            _, eager_grads = _logits_and_grads(model, params, x, 2, weight)
+            errors = {n: _rel_l2(grads[n], eager_grads[n]) for n in eager_grads}
+            bad = {n: f"{e:.2g}" for n, e in errors.items() if not e < GRAD_RTOL}
+            assert not bad, f"{backend}, epoch {epoch}, alpha {esg.k}: gradients differ from eager: {bad}"
+            if previous is not None:  # the alpha matters: a stale one would not pass the comparison
+                assert _rel_l2(grads["features.0.0.0.weight"], previous) > 1e-3
+            previous = grads["features.0.0.0.weight"]
+        esg.step()
+    assert len(set(alphas)) == ESG_EPOCHS
+    assert counter.frame_count <= 2, f"{backend}: {counter.frame_count} compilations for {ESG_EPOCHS} alphas"
