@@ -147,18 +147,16 @@ def _scan_bwd_fake(grad_spikes, grad_mean, u, bits, vth, decay, surrogate, alpha
 def _setup_context(ctx, inputs, output):
     _, vth, decay, surrogate, alpha, reset, detach_reset, backend, state = inputs
     spikes, _, u, bits = output
-    ctx.save_for_backward(u, bits, alpha)
+    ctx.save_for_backward(u, bits)
     ctx.mark_non_differentiable(u, bits)
     ctx.set_materialize_grads(False)  # an unused output must not cost a [T, N] zero tensor
-    ctx.settings = (vth, decay, surrogate, reset, detach_reset, backend, state)
+    ctx.settings = (vth, decay, surrogate, alpha, reset, detach_reset, backend, state)  # alpha: 0-d, not state
     ctx.layout = (spikes.shape, spikes.stride(), spikes.dtype)
 
 
 def _backward(ctx, grad_spikes, grad_mean, _grad_u, _grad_bits):
-    u, bits, alpha = ctx.saved_tensors
-    vth, decay, surrogate, reset, detach_reset, backend, state = ctx.settings
-    dx = scan_bwd(grad_spikes, grad_mean, u, bits, vth, decay, surrogate, alpha, reset, detach_reset, backend, state,
-                  *ctx.layout)
+    u, bits = ctx.saved_tensors
+    dx = scan_bwd(grad_spikes, grad_mean, u, bits, *ctx.settings, *ctx.layout)
     return dx, None, None, None, None, None, None, None, None
 
 

@@ -203,3 +203,59 @@ def test_esg_schedule_compiles_at_most_twice_and_matches_eager(backend):
         esg.step()
     assert len(set(alphas)) == ESG_EPOCHS
     assert counter.frame_count <= 2, f"{backend}: {counter.frame_count} compilations for {ESG_EPOCHS} alphas"
+
+
+@pytest.mark.parametrize("backend", COMPILE_BACKENDS)
+@pytest.mark.parametrize("surrogate", ["tanh", "rect", "dspike"])
+def test_lif_scan_with_a_new_alpha_per_call_compiles_at_most_twice(backend, surrogate):
+    """lif_scan alone, alpha a float argument changing on every call: at most two compilations for
+    six alphas, and dL/dx equal to the eager naive reference at each alpha."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    g = torch.Generator().manual_seed(6)
+    x0 = 0.6 * torch.randn(3, 2, 17, generator=g) + 0.3
+    grad_spikes = torch.randn(3, 2, 17, generator=g)
+
+    def loss(x, alpha, backend):
+        spikes, u_mean = lif_scan(x, surrogate=surrogate, alpha=alpha, backend=backend)
+        return (spikes * grad_spikes).sum() + 2.0 * u_mean
+
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(loss, backend=counter, fullgraph=True)
+    for alpha in (0.7, 1.3, 2.0, 3.5, 5.0, 8.25):
+        x = x0.clone().requires_grad_()
+        compiled(x, alpha, backend).backward()
+        x_ref = x0.clone().requires_grad_()
+        loss(x_ref, alpha, "naive").backward()
+        assert _rel_l2(x.grad, x_ref.grad) < GRAD_RTOL, f"alpha {alpha}"
+    assert counter.frame_count <= 2, f"{counter.frame_count} compilations for 6 alphas"
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpu", "triton"])
+@pytest.mark.parametrize("bad,message", [(0.0, "alpha must be > 0"), (float("inf"), "alpha must be finite"),
+                                         (1e-39, "alpha must be > 0")])
+def test_compiled_fused_lif_scan_rejects_a_bad_dynamic_alpha(backend, bad, message):
+    """Once alpha is a graph input, the custom op checks its value on every call, as eager does."""
+    x = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(7)).requires_grad_()
+    compiled = torch.compile(lambda x, alpha: lif_scan(x, alpha=alpha, backend=backend)[0].sum(), backend="aot_eager",
+                             fullgraph=True)
+    for alpha in (1.0, 2.0, 3.0):  # the second makes alpha dynamic
+        compiled(x, alpha)
+    with pytest.raises(ValueError, match=message):
+        compiled(x, bad)
+    with pytest.raises(ValueError, match=message):  # the eager error
+        lif_scan(x, alpha=bad, backend=backend)
+
+
+@pytest.mark.parametrize("bad,error,message", [(0.0, ValueError, "alpha must be > 0"),
+                                               (float("nan"), ValueError, "alpha must be finite"),
+                                               ("2", TypeError, "alpha must be a real number")])
+def test_lif_rejects_a_bad_alpha_when_it_is_assigned(bad, error, message):
+    """snn.LIF checks an assigned alpha (what ESG and the Dspike search do between compiled calls)
+    at once, and keeps its previous value."""
+    from snn import LIF
+
+    lif = LIF(alpha=2.0)
+    with pytest.raises(error, match=message):
+        lif.alpha = bad
+    assert lif.alpha == 2.0
