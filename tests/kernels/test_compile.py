@@ -5,6 +5,10 @@ The fault these tests pin (issue 12): Inductor's layout optimization gives convo
 a channels_last layout at run time; a fused backend that decided layouts while being traced read
 the upstream spike gradient in the wrong order, so every parameter below the fourth LIF of
 CIFARNet got a gradient off by a relative L2 error above 1 (with equal logits).
+
+A changing alpha (ESG): a compiled model or lif_scan sees a new alpha per epoch or call; the tests
+count compilations (at most two: the first alpha a constant, then alpha dynamic), compare the
+gradients with eager at several alphas, and check that a bad alpha is still rejected.
 """
 
 from __future__ import annotations
