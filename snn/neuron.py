@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from kernels import BACKENDS, LIFParams, lif_scan
+
+
+SETTINGS = tuple(f.name for f in dataclasses.fields(LIFParams))  # vth, decay, surrogate, alpha, reset, detach_reset
+
+
+def _setting(name: str) -> property:
+    def get(self):
+        return getattr(self, "_" + name)
+
+    def set(self, value):
+        self._store(dataclasses.replace(self.params, **{name: value}))
+
+    return property(get, set, doc=f"{name} of `kernels.lif_scan`; an assignment is validated by `kernels.LIFParams`.")
 
 
 class ForwardCount:
@@ -24,7 +39,10 @@ class LIF(nn.Module):
 
     vth, decay, surrogate, alpha, reset, detach_reset: see `kernels.lif_scan` (alpha is the
     surrogate's runtime parameter: tanh K of ESG, rect width, dspike temperature b; schedulers
-    such as `snn.ESG` assign it between forwards). backend: one of kernels.BACKENDS
+    such as `snn.ESG` assign it between forwards). Each of these six settings is validated by
+    `kernels.LIFParams` when it is assigned (TypeError / ValueError naming it), so a value set
+    between the calls of a `torch.compile`d model, where lif_scan cannot check it while tracing,
+    is checked too. backend: one of kernels.BACKENDS
     ('auto', 'naive', 'torch', 'cpu', 'triton').
     compact_state: keep a bf16 membrane plus spike bits for the backward (fused backends).
     im: whether `snn.im_loss` restricts this layer (False for LIFs inside residual branches).
@@ -48,10 +66,9 @@ class LIF(nn.Module):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
         if compact_state and backend == "naive":
-            raise ValueError("compact_state=True needs a fused backend ('auto', 'torch' or 'triton'), "
+            raise ValueError("compact_state=True needs a fused backend ('auto', 'torch', 'cpu' or 'triton'), "
                              "got backend='naive'")
-        self.vth, self.decay, self.surrogate, self.alpha = p.vth, p.decay, p.surrogate, p.alpha
-        self.reset, self.detach_reset = p.reset, p.detach_reset
+        self._store(p)
         self.im, self.backend, self.compact_state = im, backend, compact_state
         self.u_mean: torch.Tensor | None = None
         self._rate: torch.Tensor | None = None
@@ -63,6 +80,18 @@ class LIF(nn.Module):
         """True when no copy of this layer has run a forward since the one that wrote u_mean
         (vacuously True before any forward)."""
         return self._forward_index == self._forwards.n
+
+    vth, decay, surrogate = _setting("vth"), _setting("decay"), _setting("surrogate")
+    alpha, reset, detach_reset = _setting("alpha"), _setting("reset"), _setting("detach_reset")
+
+    @property
+    def params(self) -> LIFParams:
+        """The current settings as a validated `kernels.LIFParams`."""
+        return LIFParams(**{name: getattr(self, name) for name in SETTINGS})
+
+    def _store(self, p: LIFParams) -> None:
+        for name in SETTINGS:
+            setattr(self, "_" + name, getattr(p, name))
 
     @property
     def spike_rate(self) -> float | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from . import op  # noqa: F401  (registers torch.ops.lif.scan_fwd / scan_bwd)
+from .op import alpha_arg  # importing op registers torch.ops.lif.scan_fwd / scan_bwd
 from .params import LIFParams
 
 
@@ -33,6 +33,6 @@ def scan(backend: str, x: torch.Tensor, p: LIFParams, compact_state: bool = Fals
         state = "compact" if compact_state else "exact"
     else:
         state = "none"
-    spikes, u_mean, _, _ = torch.ops.lif.scan_fwd(x, p.vth, p.decay, p.surrogate, p.alpha, p.reset, p.detach_reset,
-                                                  backend, state)
+    spikes, u_mean, _, _ = torch.ops.lif.scan_fwd(x, p.vth, p.decay, p.surrogate, alpha_arg(p.alpha), p.reset,
+                                                  p.detach_reset, backend, state)
     return spikes, u_mean

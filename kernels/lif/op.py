@@ -9,6 +9,15 @@ convolution's input gradient a channels_last layout, and the traced `as_strided`
 upstream spike gradient in the wrong order (issue 12). The ops carry `needs_exact_strides`, so
 Inductor passes inputs with the strides seen while tracing and the outputs match the fake ones.
 
+alpha is a 0-d float64 CPU tensor (`alpha_arg`), the other settings Python scalars. A float
+argument of a custom op is a constant of the compiled graph: torch.compile guards on its value
+and traces again for every new one (until its recompile limit, 8 by default, then it runs the
+model eagerly). ESG gives each epoch a new alpha (paper eq. 15), so alpha travels as a tensor,
+which the compiled graph takes as an input: after one recompile (alpha from constant to
+dynamic) every later alpha reuses the graph. The value is read back with `.item()` on the host
+(no device sync; float64 holds the Python float exactly) and validated by `LIFParams` on every
+call, where it is concrete, with the errors of an eager call.
+
 Dispatch: `backend` names an entry of `backends.FUSED_BACKENDS`, whose `fwd` / `bwd` (interface
 in `function.py`) do the work. The Triton backend runs through these ops too (as an opaque custom
 op rather than `torch.library.triton_op`: under TRITON_INTERPRET=1 a `triton_op` cannot be traced,
@@ -29,6 +38,23 @@ STATES = ("none", "exact", "compact")
 _TAGS = (torch.Tag.needs_exact_strides,)
 
 
+def alpha_arg(alpha: float) -> torch.Tensor:
+    """alpha as the ops' 0-d float64 CPU tensor, holding the Python float exactly.
+
+    Written as an addition to a zero tensor: torch.compile turns a dynamic float used in tensor
+    arithmetic into a graph input, while torch.tensor / torch.full / torch.scalar_tensor of it
+    make it a constant again (one recompile per value; torch 2.14).
+    """
+    return torch.zeros((), dtype=torch.float64) + alpha
+
+
+def _alpha(alpha: torch.Tensor) -> float:
+    if alpha.shape != () or alpha.dtype != torch.float64 or alpha.device.type != "cpu":
+        raise TypeError(f"alpha must be a 0-d float64 CPU tensor (op.alpha_arg(value)), got shape "
+                        f"{tuple(alpha.shape)}, {alpha.dtype} on {alpha.device}")
+    return alpha.item()
+
+
 def _state_shapes(x: torch.Tensor, state: str):
     """(u shape, u dtype, bits shape) of the saved state; empty tensors stand for unused parts."""
     T = x.shape[0]
@@ -42,7 +68,7 @@ def _state_shapes(x: torch.Tensor, state: str):
 
 
 @torch.library.custom_op("lif::scan_fwd", mutates_args=(), tags=_TAGS)
-def scan_fwd(x: torch.Tensor, vth: float, decay: float, surrogate: str, alpha: float, reset: str,
+def scan_fwd(x: torch.Tensor, vth: float, decay: float, surrogate: str, alpha: torch.Tensor, reset: str,
              detach_reset: bool, backend: str, state: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                                      torch.Tensor]:
     """x [T, ...] -> (spikes, u_mean, u, bits).
@@ -51,10 +77,12 @@ def scan_fwd(x: torch.Tensor, vth: float, decay: float, surrogate: str, alpha: f
     u_mean: 0-d, fp32 (fp64 for fp64 x): mean pre-reset membrane.
     u, bits: the state for `scan_bwd`. state 'exact': u [T, N] fp32 (fp64 for fp64 x), bits [0];
     'compact': u [T, N] bf16, bits [T, ceil(N / 8)] uint8; 'none' (inference): u [0], bits [0].
-    surrogate, alpha and detach_reset are unused here; they are inputs so that the autograd
-    formula of this op has them. Raises ValueError for a bad parameter, state or backend name.
+    alpha: 0-d float64 CPU tensor (`alpha_arg`). surrogate, alpha and detach_reset are unused
+    here; they are inputs so that the autograd formula of this op has them. Raises ValueError for
+    a bad parameter, state or backend name, TypeError for an alpha that is not such a tensor.
     """
-    p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=alpha, reset=reset, detach_reset=detach_reset)
+    p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=_alpha(alpha), reset=reset,
+                  detach_reset=detach_reset)
     if state not in STATES:
         raise ValueError(f"state must be one of {STATES}, got {state!r}")
     module = backend_module(backend)
@@ -88,7 +116,7 @@ def _scan_fwd_fake(x, vth, decay, surrogate, alpha, reset, detach_reset, backend
 
 @torch.library.custom_op("lif::scan_bwd", mutates_args=(), tags=_TAGS)
 def scan_bwd(grad_spikes: torch.Tensor | None, grad_mean: torch.Tensor | None, u: torch.Tensor, bits: torch.Tensor,
-             vth: float, decay: float, surrogate: str, alpha: float, reset: str, detach_reset: bool, backend: str,
+             vth: float, decay: float, surrogate: str, alpha: torch.Tensor, reset: str, detach_reset: bool, backend: str,
              state: str, shape: Sequence[int], stride: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     """dL/dx of `scan_fwd`, shaped `shape` with strides `stride` (those of the spikes) in `dtype`.
 
@@ -98,7 +126,8 @@ def scan_bwd(grad_spikes: torch.Tensor | None, grad_mean: torch.Tensor | None, u
     if state not in ("exact", "compact"):
         raise RuntimeError(f"lif_scan's backward needs the state saved by a forward with state 'exact' or "
                            f"'compact', got state {state!r}")
-    p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=alpha, reset=reset, detach_reset=detach_reset)
+    p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=_alpha(alpha), reset=reset,
+                  detach_reset=detach_reset)
     dx = torch.empty_strided(shape, stride, dtype=dtype, device=u.device)
     work = scan_buffer(dx)
     gs = None if grad_spikes is None else as_matrix(matching_layout(grad_spikes, work))
@@ -116,19 +145,18 @@ def _scan_bwd_fake(grad_spikes, grad_mean, u, bits, vth, decay, surrogate, alpha
 
 
 def _setup_context(ctx, inputs, output):
-    _, *params, backend, state = inputs
+    _, vth, decay, surrogate, alpha, reset, detach_reset, backend, state = inputs
     spikes, _, u, bits = output
     ctx.save_for_backward(u, bits)
     ctx.mark_non_differentiable(u, bits)
     ctx.set_materialize_grads(False)  # an unused output must not cost a [T, N] zero tensor
-    ctx.params, ctx.backend, ctx.state = params, backend, state
+    ctx.settings = (vth, decay, surrogate, alpha, reset, detach_reset, backend, state)  # alpha: 0-d, not state
     ctx.layout = (spikes.shape, spikes.stride(), spikes.dtype)
 
 
 def _backward(ctx, grad_spikes, grad_mean, _grad_u, _grad_bits):
     u, bits = ctx.saved_tensors
-    shape, stride, dtype = ctx.layout
-    dx = scan_bwd(grad_spikes, grad_mean, u, bits, *ctx.params, ctx.backend, ctx.state, shape, stride, dtype)
+    dx = scan_bwd(grad_spikes, grad_mean, u, bits, *ctx.settings, *ctx.layout)
     return dx, None, None, None, None, None, None, None, None
 
 

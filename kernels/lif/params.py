@@ -10,6 +10,13 @@ must every quantity the kernels derive from the parameters alone:
   Dspike scale   alpha / (2 tanh(alpha / 2) 2 vth) and 4 times it (the Triton kernel's factor)
 A value outside these ranges would become inf, NaN or a flushed subnormal inside a kernel and
 give non-finite or backend-dependent gradients, so it is rejected here with the accepted range.
+
+While torch.compile traces, these range checks are left out: a float that changes between calls
+(ESG's alpha each epoch) is traced as a symbolic value, which has no value to compare and which
+dynamo presents to Python as a plain float, so a traced check would either fail to trace or
+force a recompile for every value. The checks run where the values are concrete instead: the
+fused backends' custom op builds `LIFParams` from the real values on every call (op.py), with
+the same errors, and `snn.LIF` validates every assignment of its settings.
 """
 
 from __future__ import annotations
@@ -29,11 +36,16 @@ ALPHA_MIN = 2 * FP32_TINY  # 2^-125: alpha / 2 is a normal fp32 number
 ALPHA_MAX = 1 / FP32_TINY  # 2^126: 1 / alpha is a normal fp32 number (and 2 alpha is finite)
 
 
+def _checkable() -> bool:
+    """False while torch.compile traces, where a float may be symbolic (see the module docstring)."""
+    return not torch.compiler.is_compiling()
+
+
 def _real(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number (int or float), got {value!r} of type {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value):
+    if _checkable() and not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return value
 
@@ -55,6 +67,7 @@ class LIFParams:
     [2.3510e-38, 8.5071e37]; Dspike also needs its gradient scale (see dspike_scale) in
     [1.1755e-38, 8.5071e37]. Raises TypeError for a non-real or non-bool value and ValueError,
     naming the parameter and its accepted range, for a value the fp32 kernels cannot compute with.
+    While torch.compile traces, only the types and the names are checked (module docstring).
     """
 
     vth: float = 0.5
@@ -74,6 +87,8 @@ class LIFParams:
             raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
         if not isinstance(self.detach_reset, bool):
             raise TypeError(f"detach_reset must be a bool, got {self.detach_reset!r}")
+        if not _checkable():
+            return
         if not 0.0 <= self.decay <= 1.0:
             raise ValueError(f"decay must lie in [0, 1], got {self.decay}")
         _normal_fp32("decay", self.decay, f"0 or in [{FP32_TINY:.8g}, 1]")

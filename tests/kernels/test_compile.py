@@ -5,6 +5,10 @@ The fault these tests pin (issue 12): Inductor's layout optimization gives convo
 a channels_last layout at run time; a fused backend that decided layouts while being traced read
 the upstream spike gradient in the wrong order, so every parameter below the fourth LIF of
 CIFARNet got a gradient off by a relative L2 error above 1 (with equal logits).
+
+A changing alpha (ESG): a compiled model or lif_scan sees a new alpha per epoch or call; the tests
+count compilations (at most two: the first alpha a constant, then alpha dynamic), compare the
+gradients with eager at several alphas, and check that a bad alpha is still rejected.
 """
 
 from __future__ import annotations
@@ -139,7 +143,7 @@ def test_meta_model_gives_logit_shape(backend):
 def _op_args(state, seed=4):
     g = torch.Generator().manual_seed(seed)
     x = (0.6 * torch.randn(3, 2, 37, generator=g) + 0.3).requires_grad_(state != "none")
-    return x, (0.5, 0.25, "tanh", 1.3, "hard", False, "torch", state)
+    return x, (0.5, 0.25, "tanh", op.alpha_arg(1.3), "hard", False, "torch", state)
 
 
 @pytest.mark.parametrize("state", ["exact", "compact", "none"])
@@ -162,3 +166,100 @@ def test_unknown_backend_name_is_refused_by_the_op():
     x, args = _op_args("none")
     with pytest.raises(ValueError, match="unknown fused backend 'cpu9'; registered"):
         torch.ops.lif.scan_fwd(x, *args[:-2], "cpu9", "none")
+
+
+# ---------------------------------------------------------------- a changing alpha (ESG) under torch.compile
+
+ESG_EPOCHS = 12
+ESG_CHECKED = (0, 1, 5, 11)  # epochs whose compiled gradients are compared with eager ones
+
+
+@pytest.mark.parametrize("backend", ["naive", "torch", "cpu"])
+def test_esg_schedule_compiles_at_most_twice_and_matches_eager(backend):
+    """snn.ESG assigns every LIF a new alpha each epoch (eq. 15: 12 distinct values here). Compiled
+    with fullgraph=True, the first alpha is a constant of the graph, the second recompiles once
+    with alpha dynamic, and no later alpha compiles again; the gradients at several alphas equal
+    eager ones (a graph that kept an old alpha would give the gradients of that alpha)."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    from snn import ESG
+
+    torch.manual_seed(0)
+    model = build("cifarnet", 10, width=1 / 16, input_size=8, backend=backend)
+    esg = ESG(model, epochs=ESG_EPOCHS, k_min=1.0, k_max=10.0)
+    x = _image((2, 3, 8, 8))
+    weight = torch.randn(2, 10, generator=torch.Generator().manual_seed(2))
+    params = list(model.named_parameters())
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(model, backend=counter, fullgraph=True)
+    alphas, previous = [], None
+    for epoch in range(ESG_EPOCHS):
+        alphas.append(esg.k)
+        _, grads = _logits_and_grads(compiled, params, x, 2, weight)
+        if epoch in ESG_CHECKED:
+            _, eager_grads = _logits_and_grads(model, params, x, 2, weight)
+            errors = {n: _rel_l2(grads[n], eager_grads[n]) for n in eager_grads}
+            bad = {n: f"{e:.2g}" for n, e in errors.items() if not e < GRAD_RTOL}
+            assert not bad, f"{backend}, epoch {epoch}, alpha {esg.k}: gradients differ from eager: {bad}"
+            if previous is not None:  # the alpha matters: a stale one would not pass the comparison
+                assert _rel_l2(grads["features.0.0.0.weight"], previous) > 1e-3
+            previous = grads["features.0.0.0.weight"]
+        esg.step()
+    assert len(set(alphas)) == ESG_EPOCHS
+    assert counter.frame_count <= 2, f"{backend}: {counter.frame_count} compilations for {ESG_EPOCHS} alphas"
+
+
+@pytest.mark.parametrize("backend", COMPILE_BACKENDS)
+@pytest.mark.parametrize("surrogate", ["tanh", "rect", "dspike"])
+def test_lif_scan_with_a_new_alpha_per_call_compiles_at_most_twice(backend, surrogate):
+    """lif_scan alone, alpha a float argument changing on every call: at most two compilations for
+    six alphas, and dL/dx equal to the eager naive reference at each alpha."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    g = torch.Generator().manual_seed(6)
+    x0 = 0.6 * torch.randn(3, 2, 17, generator=g) + 0.3
+    grad_spikes = torch.randn(3, 2, 17, generator=g)
+
+    def loss(x, alpha, backend):
+        spikes, u_mean = lif_scan(x, surrogate=surrogate, alpha=alpha, backend=backend)
+        return (spikes * grad_spikes).sum() + 2.0 * u_mean
+
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(loss, backend=counter, fullgraph=True)
+    for alpha in (0.7, 1.3, 2.0, 3.5, 5.0, 8.25):
+        x = x0.clone().requires_grad_()
+        compiled(x, alpha, backend).backward()
+        x_ref = x0.clone().requires_grad_()
+        loss(x_ref, alpha, "naive").backward()
+        assert _rel_l2(x.grad, x_ref.grad) < GRAD_RTOL, f"alpha {alpha}"
+    assert counter.frame_count <= 2, f"{counter.frame_count} compilations for 6 alphas"
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpu", "triton"])
+@pytest.mark.parametrize("bad,message", [(0.0, "alpha must be > 0"), (float("inf"), "alpha must be finite"),
+                                         (1e-39, "alpha must be > 0")])
+def test_compiled_fused_lif_scan_rejects_a_bad_dynamic_alpha(backend, bad, message):
+    """Once alpha is a graph input, the custom op checks its value on every call, as eager does."""
+    x = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(7)).requires_grad_()
+    compiled = torch.compile(lambda x, alpha: lif_scan(x, alpha=alpha, backend=backend)[0].sum(), backend="aot_eager",
+                             fullgraph=True)
+    for alpha in (1.0, 2.0, 3.0):  # the second makes alpha dynamic
+        compiled(x, alpha)
+    with pytest.raises(ValueError, match=message):
+        compiled(x, bad)
+    with pytest.raises(ValueError, match=message):  # the eager error
+        lif_scan(x, alpha=bad, backend=backend)
+
+
+@pytest.mark.parametrize("bad,error,message", [(0.0, ValueError, "alpha must be > 0"),
+                                               (float("nan"), ValueError, "alpha must be finite"),
+                                               ("2", TypeError, "alpha must be a real number")])
+def test_lif_rejects_a_bad_alpha_when_it_is_assigned(bad, error, message):
+    """snn.LIF checks an assigned alpha (what ESG and the Dspike search do between compiled calls)
+    at once, and keeps its previous value."""
+    from snn import LIF
+
+    lif = LIF(alpha=2.0)
+    with pytest.raises(error, match=message):
+        lif.alpha = bad
+    assert lif.alpha == 2.0
