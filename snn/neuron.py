@@ -51,7 +51,8 @@ class LIF(nn.Module):
       u_mean       0-d fp32 tensor, mean pre-reset membrane of that call (differentiable)
       spike_rate   float, fraction of spikes of that call (read lazily; no device sync at forward)
     Both are None before the first forward. `u_mean_is_current` is False when a copy sharing this
-    layer's attributes (an nn.DataParallel replica) ran a forward after the one that wrote u_mean.
+    layer's attributes (an nn.DataParallel replica) ran a forward after the one that wrote u_mean;
+    forwards inside torch.compile'd code are not counted (a traced counter would recompile each call).
     """
 
     def __init__(self, vth: float = 0.5, decay: float = 0.25, surrogate: str = "tanh", alpha: float = 1.0,
@@ -108,8 +109,9 @@ class LIF(nn.Module):
                                        alpha=self.alpha, reset=self.reset, detach_reset=self.detach_reset,
                                        backend=self.backend, compact_state=self.compact_state)
         self._rate = spikes.detach().mean(dtype=torch.float32)
-        self._forwards.n += 1
-        self._forward_index = self._forwards.n
+        if not torch.compiler.is_compiling():  # a traced int counter would recompile the model every call
+            self._forwards.n += 1
+            self._forward_index = self._forwards.n
         return spikes
 
     def extra_repr(self) -> str:
