@@ -260,14 +260,16 @@ bool forward(const S* x, S* out, void* saved, uint8_t* bits, int64_t T, int64_t 
     });
 }
 
-// The last time step of the backward: nothing flows back from u(t+1).
+// The last time step of the backward: nothing flows back from u(t+1). spike_term: false when
+// dL/do(t) does not exist (no spike gradient): no surrogate term, rather than 0 * sg(NaN) = NaN.
 template <class S, int SURR>
 inline void backward_last_row(const S* __restrict gs, const typename Storage<S>::C* __restrict u,
                               typename Storage<S>::C* __restrict gnext, S* __restrict dx, int64_t n,
-                              const Params<typename Storage<S>::C> p) {
+                              const Params<typename Storage<S>::C> p, bool spike_term) {
     using C = typename Storage<S>::C;
     for (int64_t i = 0; i < n; ++i) {
-        const C g = surrogate_grad_times<SURR>(Storage<S>::load(gs[i]), u[i], p) + p.c;
+        const C term = surrogate_grad_times<SURR>(Storage<S>::load(gs[i]), u[i], p);
+        const C g = (spike_term ? term : C(0)) + p.c;
         gnext[i] = g;
         dx[i] = Storage<S>::store(g);
     }
@@ -278,7 +280,7 @@ inline void backward_last_row(const S* __restrict gs, const typename Storage<S>:
 template <class S, bool HARD, bool DETACH, int SURR, bool COMPACT>
 inline void backward_row(const S* __restrict gs, const typename Storage<S>::C* __restrict u,
                          const typename Storage<S>::C* __restrict o, typename Storage<S>::C* __restrict gnext,
-                         S* __restrict dx, int64_t n, const Params<typename Storage<S>::C> p) {
+                         S* __restrict dx, int64_t n, const Params<typename Storage<S>::C> p, bool spike_term) {
     using C = typename Storage<S>::C;
     const C neg_decay = -p.decay, neg_decay_vth = -p.decay * p.vth;
     for (int64_t i = 0; i < n; ++i) {
@@ -286,7 +288,8 @@ inline void backward_row(const S* __restrict gs, const typename Storage<S>::C* _
         const C oi = COMPACT ? o[i] : (ui >= p.vth ? C(1) : C(0));
         C G = Storage<S>::load(gs[i]);  // dL/do(t)
         if (!DETACH) G = HARD ? G + gn * (neg_decay * ui) : G + gn * neg_decay_vth;
-        C g = surrogate_grad_times<SURR>(G, ui, p) + p.c;
+        const C term = surrogate_grad_times<SURR>(G, ui, p);
+        C g = (spike_term ? term : C(0)) + p.c;
         g = g + (HARD ? gn * p.decay * (C(1) - oi) : gn * p.decay);
         gnext[i] = g;
         dx[i] = Storage<S>::store(g);
@@ -321,10 +324,12 @@ bool backward(const S* gs, const void* saved, const uint8_t* bits, S* dx, int64_
                     unpack_bits(bits + t * NB + a / 8, obuf.data(), n);
                 }
                 const C* u = COMPACT ? ubuf.data() : static_cast<const C*>(saved) + t * N + a;
+                // dL/do(t) exists where spikes have a gradient or a reset path leaves t
                 if (t == T - 1)
-                    backward_last_row<S, SURR>(g, u, gnext.data(), dx + t * N + a, n, p);
+                    backward_last_row<S, SURR>(g, u, gnext.data(), dx + t * N + a, n, p, gs != nullptr);
                 else
-                    backward_row<S, HARD, DETACH, SURR, COMPACT>(g, u, obuf.data(), gnext.data(), dx + t * N + a, n, p);
+                    backward_row<S, HARD, DETACH, SURR, COMPACT>(g, u, obuf.data(), gnext.data(), dx + t * N + a, n, p,
+                                                                 gs != nullptr || !DETACH);
             }
         }
     });

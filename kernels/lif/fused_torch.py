@@ -134,7 +134,11 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
     With g(t) = dL/du(t) and G(t) = dL/do(t) along all paths:
       G(t) = gs(t) + g(t+1) * du(t+1)/do(t)   (-decay * u(t) hard, -decay * vth soft; 0 if detached)
       g(t) = G(t) * sg(u(t)) + gm / (T N) + g(t+1) * decay * (1 - o(t) if hard else 1)
-    and dL/dx(t) = g(t).
+    and dL/dx(t) = g(t), g(T) = 0. Non-finite values (lif_scan's rule) follow IEEE arithmetic,
+    except: rect and dspike select G(t) * sg(u(t)) = 0 outside their window, where a NaN membrane
+    always is, even for a NaN or infinite G(t); o(t) is the emitted spike (0 for a NaN membrane);
+    and a term whose path does not exist is left out, not multiplied by 0: the reset path out of
+    t = T - 1 or under detach_reset, and G(t) * sg(u(t)) when gs is None and no reset path leaves t.
     """
     u_all = saved[0]
     bits = saved[1] if len(saved) == 2 else None
@@ -164,14 +168,18 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
                 gs_t = zero
             else:  # half-precision upstream gradients are upcast once (mixed-dtype ops are slow on CPU)
                 gs_t = gs[t, a:b] if gs.dtype == dtype else gs_buf.copy_(gs[t, a:b])
-            if g_next is None or p.detach_reset:
-                G.copy_(gs_t)
-            elif p.reset == "hard":
-                torch.addcmul(gs_t, g_next, u, value=-p.decay, out=G)
-            else:
-                torch.add(gs_t, g_next, alpha=-p.decay * p.vth, out=G)
+            reset_path = g_next is not None and not p.detach_reset  # o(t) reaches u(t + 1)
             g = dx[t, a:b] if direct else g_buf
-            _surrogate_grad_times(G, u, p, g, tmp, window)
+            if gs is None and not reset_path:  # no dL/do(t) at all: no term, not 0 * sg(NaN) = NaN
+                g.zero_()
+            else:
+                if not reset_path:
+                    G.copy_(gs_t)
+                elif p.reset == "hard":
+                    torch.addcmul(gs_t, g_next, u, value=-p.decay, out=G)
+                else:
+                    torch.add(gs_t, g_next, alpha=-p.decay * p.vth, out=G)
+                _surrogate_grad_times(G, u, p, g, tmp, window)
             if g_next is not None:
                 if p.reset == "hard":
                     g.addcmul_(g_next, keep, value=p.decay)

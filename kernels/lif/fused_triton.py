@@ -204,7 +204,13 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
                     b_go += b_gnext * (-decay * b_u)
                 else:
                     b_go += b_gnext * (-decay * vth)
-        b_du = _surrogate_grad_times(b_go, b_u, vth, alpha, dspike_scale, SURROGATE) + c
+        b_du = _surrogate_grad_times(b_go, b_u, vth, alpha, dspike_scale, SURROGATE)
+        if not HAS_GS:  # no dL/do(t) without a reset path out of t: no term (not 0 * sg(NaN) = NaN)
+            if DETACH:
+                b_du = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
+            else:
+                b_du = tl.where(i > 0, b_du, 0.0)
+        b_du += c
         if HARD:
             b_du += b_gnext * decay * (1.0 - b_o)
         else:
