@@ -20,6 +20,8 @@ from kernels.lif import fused_cpu
 NAN, INF = float("nan"), float("inf")
 VTH, DECAY, ALPHA = 0.5, 0.25, 1.0  # rect window 0 < u < 1, dspike window 0 <= u <= 1
 NOT_BUILT = pytest.mark.skipif(not fused_cpu.available(), reason="the native cpu kernel is not built (pip install -e .)")
+# NumPy (the Triton interpreter's arithmetic) warns on every NaN it makes; NaN is the point here.
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 PATHS = [pytest.param("naive", False, id="naive"),
          *[pytest.param(b, c, id=f"{b}-{'compact' if c else 'exact'}", marks=NOT_BUILT if b == "cpu" else ())
            for b in ("torch", "cpu", "triton") for c in (False, True)]]
