@@ -114,10 +114,10 @@ template <> struct Storage<bf16> {
 };
 
 // e^x for x <= 0, vectorizable (Cody-Waite reduction, Cephes expf polynomial); 0 for x < -86
-// (e^x < 5e-38; exactly 0 for x = -inf, as libm) and NaN for NaN (the exponent arithmetic
-// below would turn some NaN payloads into numbers).
+// (e^x < 5e-38; exactly 0 for x = -inf, as libm) and NaN for NaN (the scaling by 2^k is a
+// multiplication, not an addition to the exponent bits, which would turn some NaNs into numbers).
 inline float exp_nonpositive(float x) {
-    const bool tiny = x < -86.0f, is_nan = x != x;
+    const bool tiny = x < -86.0f;
     x = tiny ? -86.0f : x;
     const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
     const float t = x * 1.44269504088896341f + shifter;
@@ -132,8 +132,7 @@ inline float exp_nonpositive(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     const float y = p * r * r + r + 1.0f;
-    const float e = as_float(as_bits(y) + (uint32_t(k) << 23));
-    return tiny ? 0.0f : is_nan ? x : e;
+    return tiny ? 0.0f : y * as_float((uint32_t(k) + 127u) << 23);  // y 2^k: exact, and NaN stays NaN
 }
 inline double exp_nonpositive(double x) { return std::exp(x); }
 
@@ -260,16 +259,16 @@ bool forward(const S* x, S* out, void* saved, uint8_t* bits, int64_t T, int64_t 
     });
 }
 
-// The last time step of the backward: nothing flows back from u(t+1). spike_term: false when
+// The last time step of the backward: nothing flows back from u(t+1). SPIKE_TERM: false when
 // dL/do(t) does not exist (no spike gradient): no surrogate term, rather than 0 * sg(NaN) = NaN.
-template <class S, int SURR>
+// (A template parameter: a runtime flag here halves the speed of the vectorized loop.)
+template <class S, int SURR, bool SPIKE_TERM>
 inline void backward_last_row(const S* __restrict gs, const typename Storage<S>::C* __restrict u,
                               typename Storage<S>::C* __restrict gnext, S* __restrict dx, int64_t n,
-                              const Params<typename Storage<S>::C> p, bool spike_term) {
+                              const Params<typename Storage<S>::C> p) {
     using C = typename Storage<S>::C;
     for (int64_t i = 0; i < n; ++i) {
-        const C term = surrogate_grad_times<SURR>(Storage<S>::load(gs[i]), u[i], p);
-        const C g = (spike_term ? term : C(0)) + p.c;
+        const C g = (SPIKE_TERM ? surrogate_grad_times<SURR>(Storage<S>::load(gs[i]), u[i], p) : C(0)) + p.c;
         gnext[i] = g;
         dx[i] = Storage<S>::store(g);
     }
@@ -277,19 +276,18 @@ inline void backward_last_row(const S* __restrict gs, const typename Storage<S>:
 
 // One earlier time step: gnext (in/out) is dL/du(t+1), then dL/du(t). o: the saved spikes
 // (COMPACT) or unused (recomputed as u >= vth).
-template <class S, bool HARD, bool DETACH, int SURR, bool COMPACT>
+template <class S, bool HARD, bool DETACH, int SURR, bool COMPACT, bool SPIKE_TERM>
 inline void backward_row(const S* __restrict gs, const typename Storage<S>::C* __restrict u,
                          const typename Storage<S>::C* __restrict o, typename Storage<S>::C* __restrict gnext,
-                         S* __restrict dx, int64_t n, const Params<typename Storage<S>::C> p, bool spike_term) {
+                         S* __restrict dx, int64_t n, const Params<typename Storage<S>::C> p) {
     using C = typename Storage<S>::C;
     const C neg_decay = -p.decay, neg_decay_vth = -p.decay * p.vth;
     for (int64_t i = 0; i < n; ++i) {
         const C ui = u[i], gn = gnext[i];
         const C oi = COMPACT ? o[i] : (ui >= p.vth ? C(1) : C(0));
-        C G = Storage<S>::load(gs[i]);  // dL/do(t)
+        C G = SPIKE_TERM ? Storage<S>::load(gs[i]) : C(0);  // dL/do(t)
         if (!DETACH) G = HARD ? G + gn * (neg_decay * ui) : G + gn * neg_decay_vth;
-        const C term = surrogate_grad_times<SURR>(G, ui, p);
-        C g = (spike_term ? term : C(0)) + p.c;
+        C g = (SPIKE_TERM ? surrogate_grad_times<SURR>(G, ui, p) : C(0)) + p.c;
         g = g + (HARD ? gn * p.decay * (C(1) - oi) : gn * p.decay);
         gnext[i] = g;
         dx[i] = Storage<S>::store(g);
@@ -325,11 +323,20 @@ bool backward(const S* gs, const void* saved, const uint8_t* bits, S* dx, int64_
                 }
                 const C* u = COMPACT ? ubuf.data() : static_cast<const C*>(saved) + t * N + a;
                 // dL/do(t) exists where spikes have a gradient or a reset path leaves t
-                if (t == T - 1)
-                    backward_last_row<S, SURR>(g, u, gnext.data(), dx + t * N + a, n, p, gs != nullptr);
-                else
-                    backward_row<S, HARD, DETACH, SURR, COMPACT>(g, u, obuf.data(), gnext.data(), dx + t * N + a, n, p,
-                                                                 gs != nullptr || !DETACH);
+                S* d = dx + t * N + a;
+                if (t == T - 1) {
+                    if (gs != nullptr)
+                        backward_last_row<S, SURR, true>(g, u, gnext.data(), d, n, p);
+                    else
+                        backward_last_row<S, SURR, false>(g, u, gnext.data(), d, n, p);
+                } else if constexpr (DETACH) {
+                    if (gs != nullptr)
+                        backward_row<S, HARD, true, SURR, COMPACT, true>(g, u, obuf.data(), gnext.data(), d, n, p);
+                    else
+                        backward_row<S, HARD, true, SURR, COMPACT, false>(g, u, obuf.data(), gnext.data(), d, n, p);
+                } else {
+                    backward_row<S, HARD, false, SURR, COMPACT, true>(g, u, obuf.data(), gnext.data(), d, n, p);
+                }
             }
         }
     });
