@@ -20,7 +20,8 @@
 // 4 e / (1 + e)^2 with e = exp(-2 |y|) (no cancellation in the tails), exp by a Cody-Waite
 // reduction and the Cephes polynomial (about 2 ulp) in float, libm's exp in double. Non-finite
 // values follow lif_scan's rule (kernels/lif/__init__.py): IEEE arithmetic, except that rect and
-// dspike select exactly 0 outside their window, and the hard-reset factor is 1 - o(t).
+// dspike select exactly 0 outside their window, the hard-reset factor is 1 - o(t), and a dL/do(t)
+// that does not exist (no spike gradient, no reset path out of t) adds no surrogate term.
 //
 // Saved state formats (kernels/lif/function.py): exact = u in the compute type; compact = u
 // rounded to bf16 with round-to-nearest-even (NaN -> 0x7FC0, as torch) plus the spikes as bits,

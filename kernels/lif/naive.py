@@ -23,17 +23,17 @@ def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
     rect: linear ramp of slope 1/alpha on |u - vth| < alpha/2 (strict), a step outside.
     dspike: (tanh(b (x - 1/2)) + tanh(b/2)) / (2 tanh(b/2)) with x = u / (2 vth) on 0 <= x <= 1, a
     step outside (Li et al. 2021: the soft step's midpoint x = 1/2 is the firing point u = vth).
-    The windowed ramps are evaluated on u moved into the window where it lies outside (the
-    double-where form), so that autograd passes exactly 0 outside the window, for a NaN or
-    infinite membrane and a NaN or infinite upstream gradient too (lif_scan's non-finite rule).
+    Autograd through the outer where passes exactly 0 to the ramp outside the window, also for a
+    NaN or infinite upstream gradient (lif_scan's non-finite rule). rect's linear ramp keeps that
+    0; dspike's tanh ramp would turn it into 0 * NaN at a NaN membrane, so it is evaluated on x
+    moved into the window where x lies outside (the double-where form).
     """
     if p.surrogate == "tanh":
         return 0.5 * torch.tanh(p.alpha * (u - p.vth)) + 0.5
     step = (u >= p.vth).to(u.dtype)
     if p.surrogate == "rect":
         inside = (u - p.vth).abs() < p.alpha / 2
-        u_in = torch.where(inside, u, p.vth)
-        return torch.where(inside, (u_in - p.vth) / p.alpha + 0.5, step)
+        return torch.where(inside, (u - p.vth) / p.alpha + 0.5, step)
     b = p.alpha
     x = u / (2 * p.vth)
     inside = (x >= 0) & (x <= 1)
