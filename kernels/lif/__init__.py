@@ -65,6 +65,13 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
     Non-finite input follows IEEE arithmetic of these formulas, and spikes stay 0/1 in every
     backend: a NaN membrane never fires (NaN >= vth is false), +inf fires, -inf does not (a hard
     reset after +inf gives inf * 0 = NaN, so the next membrane is NaN); u_mean becomes NaN.
+    Gradients on non-finite values, the same in every backend (what autograd gives on the naive
+    loop): the reverse-time recurrence of fused_torch.bwd in IEEE arithmetic, except that rect and
+    dspike select exactly 0 outside their window (a NaN membrane is outside every window), also
+    for a NaN or infinite dL/do(t); tanh has no window (sg(+-inf) = 0, sg(NaN) = NaN); the
+    hard-reset factor is 1 - o(t) of the emitted spike (1 for a NaN membrane); a path that does
+    not exist adds nothing, not 0 * NaN (no reset path leaves t = T-1 or exists under
+    detach_reset; without a spike gradient, no surrogate term where no reset path leaves t).
     surrogate (spike backward), alpha its runtime parameter:
       'tanh'   d/du [0.5 tanh(alpha (u - vth)) + 0.5]  (ESG sets alpha = K(i), eq. 13-15)
       'rect'   1/alpha on |u - vth| < alpha/2           (tdBN's rectangular)

@@ -18,7 +18,10 @@
 //   soft: u(t) = decay * (u(t-1) - vth o(t-1)) + x(t)   computed as decay * v + x, v = u - vth o
 // The backward follows kernels/lif/fused_torch.py's recurrence; 1 - tanh^2(y) is evaluated as
 // 4 e / (1 + e)^2 with e = exp(-2 |y|) (no cancellation in the tails), exp by a Cody-Waite
-// reduction and the Cephes polynomial (about 2 ulp) in float, libm's exp in double.
+// reduction and the Cephes polynomial (about 2 ulp) in float, libm's exp in double. Non-finite
+// values follow lif_scan's rule (kernels/lif/__init__.py): IEEE arithmetic, except that rect and
+// dspike select exactly 0 outside their window, the hard-reset factor is 1 - o(t), and a dL/do(t)
+// that does not exist (no spike gradient, no reset path out of t) adds no surrogate term.
 //
 // Saved state formats (kernels/lif/function.py): exact = u in the compute type; compact = u
 // rounded to bf16 with round-to-nearest-even (NaN -> 0x7FC0, as torch) plus the spikes as bits,
@@ -111,10 +114,12 @@ template <> struct Storage<bf16> {
     static bf16 spike(bool o) { return bf16{uint16_t(o ? 0x3F80 : 0)}; }
 };
 
-// e^x for x <= 0, vectorizable (Cody-Waite reduction, Cephes expf polynomial); x < -86 is
-// clamped, where e^x < 5e-38 is 0 for every use below.
+// e^x for x <= 0, vectorizable (Cody-Waite reduction, Cephes expf polynomial); 0 for x < -86
+// (e^x < 5e-38; exactly 0 for x = -inf, as libm) and NaN for NaN (the scaling by 2^k is a
+// multiplication, not an addition to the exponent bits, which would turn some NaNs into numbers).
 inline float exp_nonpositive(float x) {
-    x = x < -86.0f ? -86.0f : x;
+    const bool tiny = x < -86.0f;
+    x = tiny ? -86.0f : x;
     const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
     const float t = x * 1.44269504088896341f + shifter;
     const float n = t - shifter;
@@ -128,7 +133,7 @@ inline float exp_nonpositive(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     const float y = p * r * r + r + 1.0f;
-    return as_float(as_bits(y) + (uint32_t(k) << 23));
+    return tiny ? 0.0f : y * as_float((uint32_t(k) + 127u) << 23);  // y 2^k: exact, and NaN stays NaN
 }
 inline double exp_nonpositive(double x) { return std::exp(x); }
 
@@ -146,14 +151,17 @@ template <class C> struct Params {
     C vth, decay, alpha, half_alpha, inv_alpha, two_vth, dspike_scale, c;
 };
 
-// d phi / du at u (kernels/lif/naive.py's asymptotic functions), in naive's rounding for the
-// window tests: rect |u - vth| < alpha / 2, dspike 0 <= u / (2 vth) <= 1.
-template <int SURR, class C> inline C surrogate_grad(C u, const Params<C>& p) {
-    if (SURR == TANH) return C(0.5) * p.alpha * sech2(p.alpha * (u - p.vth));
-    if (SURR == RECT) return std::abs(u - p.vth) < p.half_alpha ? p.inv_alpha : C(0);
+// G * d phi / du at u (kernels/lif/naive.py's asymptotic functions), in naive's rounding for the
+// window tests: rect |u - vth| < alpha / 2, dspike 0 <= u / (2 vth) <= 1. Outside the window
+// (where a NaN membrane always is) the result is selected to be exactly 0, also for a NaN or
+// infinite G (lif_scan's non-finite rule); tanh has no window: G times sech^2, which is 0 at
+// u = +-inf and NaN at NaN.
+template <int SURR, class C> inline C surrogate_grad_times(C G, C u, const Params<C>& p) {
+    if (SURR == TANH) return G * (C(0.5) * p.alpha * sech2(p.alpha * (u - p.vth)));
+    if (SURR == RECT) return std::abs(u - p.vth) < p.half_alpha ? G * p.inv_alpha : C(0);
     const C x = u / p.two_vth;
     const C g = p.dspike_scale * sech2(p.alpha * (x - C(0.5)));
-    return (x >= C(0)) & (x <= C(1)) ? g : C(0);
+    return (x >= C(0)) & (x <= C(1)) ? G * g : C(0);
 }
 
 // Run f(first_chunk, end_chunk) on up to `threads` threads over contiguous ranges of chunks.
@@ -252,14 +260,16 @@ bool forward(const S* x, S* out, void* saved, uint8_t* bits, int64_t T, int64_t 
     });
 }
 
-// The last time step of the backward: nothing flows back from u(t+1).
-template <class S, int SURR>
+// The last time step of the backward: nothing flows back from u(t+1). SPIKE_TERM: false when
+// dL/do(t) does not exist (no spike gradient): no surrogate term, rather than 0 * sg(NaN) = NaN.
+// (A template parameter: a runtime flag here halves the speed of the vectorized loop.)
+template <class S, int SURR, bool SPIKE_TERM>
 inline void backward_last_row(const S* __restrict gs, const typename Storage<S>::C* __restrict u,
                               typename Storage<S>::C* __restrict gnext, S* __restrict dx, int64_t n,
                               const Params<typename Storage<S>::C> p) {
     using C = typename Storage<S>::C;
     for (int64_t i = 0; i < n; ++i) {
-        const C g = Storage<S>::load(gs[i]) * surrogate_grad<SURR>(u[i], p) + p.c;
+        const C g = (SPIKE_TERM ? surrogate_grad_times<SURR>(Storage<S>::load(gs[i]), u[i], p) : C(0)) + p.c;
         gnext[i] = g;
         dx[i] = Storage<S>::store(g);
     }
@@ -267,7 +277,7 @@ inline void backward_last_row(const S* __restrict gs, const typename Storage<S>:
 
 // One earlier time step: gnext (in/out) is dL/du(t+1), then dL/du(t). o: the saved spikes
 // (COMPACT) or unused (recomputed as u >= vth).
-template <class S, bool HARD, bool DETACH, int SURR, bool COMPACT>
+template <class S, bool HARD, bool DETACH, int SURR, bool COMPACT, bool SPIKE_TERM>
 inline void backward_row(const S* __restrict gs, const typename Storage<S>::C* __restrict u,
                          const typename Storage<S>::C* __restrict o, typename Storage<S>::C* __restrict gnext,
                          S* __restrict dx, int64_t n, const Params<typename Storage<S>::C> p) {
@@ -276,9 +286,9 @@ inline void backward_row(const S* __restrict gs, const typename Storage<S>::C* _
     for (int64_t i = 0; i < n; ++i) {
         const C ui = u[i], gn = gnext[i];
         const C oi = COMPACT ? o[i] : (ui >= p.vth ? C(1) : C(0));
-        C G = Storage<S>::load(gs[i]);  // dL/do(t)
+        C G = SPIKE_TERM ? Storage<S>::load(gs[i]) : C(0);  // dL/do(t)
         if (!DETACH) G = HARD ? G + gn * (neg_decay * ui) : G + gn * neg_decay_vth;
-        C g = G * surrogate_grad<SURR>(ui, p) + p.c;
+        C g = (SPIKE_TERM ? surrogate_grad_times<SURR>(G, ui, p) : C(0)) + p.c;
         g = g + (HARD ? gn * p.decay * (C(1) - oi) : gn * p.decay);
         gnext[i] = g;
         dx[i] = Storage<S>::store(g);
@@ -313,10 +323,21 @@ bool backward(const S* gs, const void* saved, const uint8_t* bits, S* dx, int64_
                     unpack_bits(bits + t * NB + a / 8, obuf.data(), n);
                 }
                 const C* u = COMPACT ? ubuf.data() : static_cast<const C*>(saved) + t * N + a;
-                if (t == T - 1)
-                    backward_last_row<S, SURR>(g, u, gnext.data(), dx + t * N + a, n, p);
-                else
-                    backward_row<S, HARD, DETACH, SURR, COMPACT>(g, u, obuf.data(), gnext.data(), dx + t * N + a, n, p);
+                // dL/do(t) exists where spikes have a gradient or a reset path leaves t
+                S* d = dx + t * N + a;
+                if (t == T - 1) {
+                    if (gs != nullptr)
+                        backward_last_row<S, SURR, true>(g, u, gnext.data(), d, n, p);
+                    else
+                        backward_last_row<S, SURR, false>(g, u, gnext.data(), d, n, p);
+                } else if constexpr (DETACH) {
+                    if (gs != nullptr)
+                        backward_row<S, HARD, true, SURR, COMPACT, true>(g, u, obuf.data(), gnext.data(), d, n, p);
+                    else
+                        backward_row<S, HARD, true, SURR, COMPACT, false>(g, u, obuf.data(), gnext.data(), d, n, p);
+                } else {
+                    backward_row<S, HARD, false, SURR, COMPACT, true>(g, u, obuf.data(), gnext.data(), d, n, p);
+                }
             }
         }
     });

@@ -4,9 +4,11 @@ Neurons are processed in chunks small enough for one time step's buffers to stay
 every op writes into a preallocated buffer, so a step costs a handful of passes over a chunk.
 State is fp32 (fp64 for fp64 input). Spikes and u agree bit for bit with `naive.py`: every
 rounding step is the same (a multiplication by 1 - o(t-1), a 0/1 value, is exact, so fusing it
-into one addcmul changes nothing), and 1 - o(t) is computed as 1[u(t) < vth], which only differs
-for a NaN membrane, where both products are NaN anyway. Float 0/1 masks are used throughout
-because bool masks take CPU paths several times slower.
+into one addcmul changes nothing). The forward computes 1 - o(t) as 1[u(t) < vth], which only
+differs for a NaN membrane, where the product with u(t) is NaN either way; the backward, where it
+multiplies a gradient, uses 1 - o(t) itself (1 for a NaN membrane, which never fires). Float 0/1
+masks are used throughout because bool masks take CPU paths several times slower; the windowed
+surrogates select with an integer all-ones/zero mask (see _select) for the same reason.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from .params import LIFParams
 
 CHUNK = 1 << 18  # neurons per chunk (a multiple of 8 for the bit packing); measured best on 2 cores
 _BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
+_SAME_WIDTH_INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32,
+                   torch.float64: torch.int64}
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -91,19 +95,31 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     return (None if save is None else (u_all,)), u_mean
 
 
+def _select(values: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out <- values where mask is -1 (all bits set), exactly +0 where it is 0, also for NaN or
+    infinite values (a product with a 0/1 window would give NaN there). mask: the same-width
+    integer view of a scratch buffer; a bitwise AND runs at the speed of a multiplication on CPU,
+    where torch.where with a bool mask is several times slower."""
+    int_dtype = _SAME_WIDTH_INT[values.dtype]
+    return torch.bitwise_and(values.view(int_dtype), mask, out=out.view(int_dtype)).view(values.dtype)
+
+
 def _surrogate_grad_times(G: torch.Tensor, u: torch.Tensor, p: LIFParams, out: torch.Tensor,
                           tmp: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """out <- G * d phi/du (u) (see naive.asymptotic); tmp and window are scratch buffers."""
+    """out <- G * d phi/du (u) (see naive.asymptotic), and exactly 0 outside the window of rect
+    and dspike (a select, which a NaN membrane is never inside); tmp and window are scratch."""
     if p.surrogate == "tanh":  # G (1 - tanh^2) alpha / 2; aten's tanh_backward is slower on CPU
         torch.sub(u, p.vth, out=tmp).mul_(p.alpha).tanh_().square_()
         return torch.addcmul(G, G, tmp, value=-1, out=out).mul_(0.5 * p.alpha)
+    mask = window.view(_SAME_WIDTH_INT[window.dtype])
     if p.surrogate == "rect":
-        torch.lt(torch.sub(u, p.vth, out=tmp).abs_(), p.alpha / 2, out=window)
-        return torch.mul(G, window, out=out).mul_(1 / p.alpha)
+        torch.lt(torch.sub(u, p.vth, out=tmp).abs_(), p.alpha / 2, out=mask).neg_()
+        return _select(G, mask, out).mul_(1 / p.alpha)
     torch.div(u, 2 * p.vth, out=tmp)
-    torch.ge(tmp, 0, out=window).mul_(tmp <= 1)
+    torch.ge(tmp, 0, out=mask).mul_(tmp <= 1).neg_()
     tmp.sub_(0.5).mul_(p.alpha).tanh_().square_()
-    return torch.addcmul(G, G, tmp, value=-1, out=out).mul_(window).mul_(p.dspike_scale)
+    torch.addcmul(G, G, tmp, value=-1, out=out)
+    return _select(out, mask, out).mul_(p.dspike_scale)
 
 
 def surrogate_grad(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
@@ -118,7 +134,11 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
     With g(t) = dL/du(t) and G(t) = dL/do(t) along all paths:
       G(t) = gs(t) + g(t+1) * du(t+1)/do(t)   (-decay * u(t) hard, -decay * vth soft; 0 if detached)
       g(t) = G(t) * sg(u(t)) + gm / (T N) + g(t+1) * decay * (1 - o(t) if hard else 1)
-    and dL/dx(t) = g(t).
+    and dL/dx(t) = g(t), g(T) = 0. Non-finite values (lif_scan's rule) follow IEEE arithmetic,
+    except: rect and dspike select G(t) * sg(u(t)) = 0 outside their window, where a NaN membrane
+    always is, even for a NaN or infinite G(t); o(t) is the emitted spike (0 for a NaN membrane);
+    and a term whose path does not exist is left out, not multiplied by 0: the reset path out of
+    t = T - 1 or under detach_reset, and G(t) * sg(u(t)) when gs is None and no reset path leaves t.
     """
     u_all = saved[0]
     bits = saved[1] if len(saved) == 2 else None
@@ -138,22 +158,28 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
         for t in range(T - 1, -1, -1):
             u = u_all[t, a:b]
             if bits is None:
-                torch.lt(u, p.vth, out=keep)
+                if p.reset == "hard":
+                    torch.ge(u, p.vth, out=keep).neg_().add_(1)  # 1 - o(t): 1 for a NaN membrane
             else:
-                keep.copy_(unpack_bits(bits[t, a // 8:_cdiv(b, 8)], n)).neg_().add_(1)
+                if p.reset == "hard":
+                    keep.copy_(unpack_bits(bits[t, a // 8:_cdiv(b, 8)], n)).neg_().add_(1)
                 u = u_buf.copy_(u)
             if gs is None:
                 gs_t = zero
             else:  # half-precision upstream gradients are upcast once (mixed-dtype ops are slow on CPU)
                 gs_t = gs[t, a:b] if gs.dtype == dtype else gs_buf.copy_(gs[t, a:b])
-            if g_next is None or p.detach_reset:
-                G.copy_(gs_t)
-            elif p.reset == "hard":
-                torch.addcmul(gs_t, g_next, u, value=-p.decay, out=G)
-            else:
-                torch.add(gs_t, g_next, alpha=-p.decay * p.vth, out=G)
+            reset_path = g_next is not None and not p.detach_reset  # o(t) reaches u(t + 1)
             g = dx[t, a:b] if direct else g_buf
-            _surrogate_grad_times(G, u, p, g, tmp, window)
+            if gs is None and not reset_path:  # no dL/do(t) at all: no term, not 0 * sg(NaN) = NaN
+                g.zero_()
+            else:
+                if not reset_path:
+                    G.copy_(gs_t)
+                elif p.reset == "hard":
+                    torch.addcmul(gs_t, g_next, u, value=-p.decay, out=G)
+                else:
+                    torch.add(gs_t, g_next, alpha=-p.decay * p.vth, out=G)
+                _surrogate_grad_times(G, u, p, g, tmp, window)
             if g_next is not None:
                 if p.reset == "hard":
                     g.addcmul_(g_next, keep, value=p.decay)

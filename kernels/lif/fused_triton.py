@@ -111,16 +111,18 @@ def _sigmoid_slope(z):
 
 
 @triton.jit
-def _surrogate_grad(u, vth, alpha, dspike_scale, SURROGATE: tl.constexpr):
-    """d phi / du (see naive.asymptotic); 1 - tanh(y)^2 = 4 sigmoid(2y) sigmoid(-2y)."""
+def _surrogate_grad_times(go, u, vth, alpha, dspike_scale, SURROGATE: tl.constexpr):
+    """go * d phi / du (see naive.asymptotic); 1 - tanh(y)^2 = 4 sigmoid(2y) sigmoid(-2y). rect and
+    dspike select exactly 0 outside their window (never inside for a NaN membrane), also where go
+    is NaN or infinite."""
     if SURROGATE == 0:
-        return 2.0 * alpha * _sigmoid_slope(2.0 * alpha * (u - vth))
+        return go * (2.0 * alpha * _sigmoid_slope(2.0 * alpha * (u - vth)))
     elif SURROGATE == 1:
-        return tl.where(tl.abs(u - vth) < 0.5 * alpha, 1.0 / alpha, 0.0)
+        return tl.where(tl.abs(u - vth) < 0.5 * alpha, go * (1.0 / alpha), 0.0)
     else:
         x = u / (2.0 * vth)
         g = 4.0 * dspike_scale * _sigmoid_slope(2.0 * alpha * (x - 0.5))
-        return tl.where((x >= 0.0) & (x <= 1.0), g, 0.0)
+        return tl.where((x >= 0.0) & (x <= 1.0), go * g, 0.0)
 
 
 @triton.jit(do_not_specialize=["T", "NB"])
@@ -193,7 +195,6 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
             p_bits -= NB
         else:
             b_o = (b_u >= vth).to(tl.float32)
-        b_sg = _surrogate_grad(b_u, vth, alpha, dspike_scale, SURROGATE)
         b_go = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
         if HAS_GS:
             b_go = tl.load(p_gs, mask=mask, other=0.0).to(tl.float32)
@@ -203,10 +204,17 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
                     b_go += b_gnext * (-decay * b_u)
                 else:
                     b_go += b_gnext * (-decay * vth)
+        b_du = _surrogate_grad_times(b_go, b_u, vth, alpha, dspike_scale, SURROGATE)
+        if not HAS_GS:  # no dL/do(t) without a reset path out of t: no term (not 0 * sg(NaN) = NaN)
+            if DETACH:
+                b_du = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
+            else:
+                b_du = tl.where(i > 0, b_du, 0.0)
+        b_du += c
         if HARD:
-            b_du = b_go * b_sg + c + b_gnext * decay * (1.0 - b_o)
+            b_du += b_gnext * decay * (1.0 - b_o)
         else:
-            b_du = b_go * b_sg + c + b_gnext * decay
+            b_du += b_gnext * decay
         tl.store(p_dx, b_du.to(p_dx.dtype.element_ty), mask=mask)
         b_gnext = b_du
         p_gs -= N

@@ -23,6 +23,10 @@ def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
     rect: linear ramp of slope 1/alpha on |u - vth| < alpha/2 (strict), a step outside.
     dspike: (tanh(b (x - 1/2)) + tanh(b/2)) / (2 tanh(b/2)) with x = u / (2 vth) on 0 <= x <= 1, a
     step outside (Li et al. 2021: the soft step's midpoint x = 1/2 is the firing point u = vth).
+    Autograd through the outer where passes exactly 0 to the ramp outside the window, also for a
+    NaN or infinite upstream gradient (lif_scan's non-finite rule). rect's linear ramp keeps that
+    0; dspike's tanh ramp would turn it into 0 * NaN at a NaN membrane, so it is evaluated on x
+    moved into the window where x lies outside (the double-where form).
     """
     if p.surrogate == "tanh":
         return 0.5 * torch.tanh(p.alpha * (u - p.vth)) + 0.5
@@ -33,7 +37,8 @@ def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
     b = p.alpha
     x = u / (2 * p.vth)
     inside = (x >= 0) & (x <= 1)
-    ramp = (torch.tanh(b * (x - 0.5)) + math.tanh(b / 2)) / (2 * math.tanh(b / 2))
+    x_in = torch.where(inside, x, 0.5)
+    ramp = (torch.tanh(b * (x_in - 0.5)) + math.tanh(b / 2)) / (2 * math.tanh(b / 2))
     return torch.where(inside, ramp, step)
 
 
