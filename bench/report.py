@@ -97,6 +97,16 @@ def readme_summary(df: pd.DataFrame, name: str) -> str:
         if len(ratio):
             ratio = ratio.xs("fwdbwd", level="mode")
             lines += [f"Forward+backward with the IM term, speed-up over {baseline}:\n", ratio.to_markdown(), ""]
+    lif = df[(df.kernel == "lif_scan") & (df["mode"] == "fwdbwd")]
+    if lif.frac_copy_bw.notna().any():
+        frac = lif.pivot_table(index="shape", columns="provider", values="frac_copy_bw")
+        lines += ["Forward+backward, fraction of the copy bandwidth measured in the same run (minimal-bytes "
+                  "model):\n", frac.round(3).to_markdown(), ""]
+    cold = df[df.kernel == "cold_start"]
+    if len(cold):
+        cols = [c for c in ("provider", "import_s", "first_call_s", "new_shape_s", "warm_s") if c in cold]
+        lines += ["Cold start in a fresh process, seconds (import; first forward+backward; first call on a new "
+                  "shape; warm call):\n", cold[cols].to_markdown(index=False, floatfmt=".3g"), ""]
     mem = df[df.kernel == "lif_saved_bytes"]
     if len(mem):
         table = mem.pivot_table(index="shape", columns="provider", values="saved_bytes_per_elem")
