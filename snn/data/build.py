@@ -6,7 +6,7 @@ import inspect
 import os
 from pathlib import Path
 
-from .checks import check_bool, check_int, check_real
+from ..checks import boolean as check_bool, integer as check_int, real as check_real
 from .cifar import build_cifar
 from .cifar10_dvs import build_cifar10_dvs
 from .digits import build_digits

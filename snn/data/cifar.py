@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms as tf
 from torchvision.datasets.utils import check_integrity, download_and_extract_archive
 
-from .checks import check_bool
+from ..checks import boolean as check_bool
 from .errors import DatasetCorrupt, DatasetNotFound
 from .info import DatasetInfo, Parts
 

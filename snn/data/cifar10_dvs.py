@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .aedat import read_dvs128
-from .checks import check_int
+from ..checks import integer as check_int
 from .errors import DatasetCorrupt, DatasetNotFound
 from .frames import RESIZES, FlipRoll, events_to_frames
 from .info import DatasetInfo, Parts

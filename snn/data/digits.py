@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from .checks import check_int
+from ..checks import integer as check_int
 from .info import DatasetInfo, Parts
 from .split import holdout_split
 

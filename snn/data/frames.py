@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torchvision import transforms as tf
 
 from .aedat import SENSOR
-from .checks import check_int
+from ..checks import integer as check_int
 
 # How the 128 x 128 counts are resized (NOTES sec. 6): see resize_counts.
 RESIZES = ("bilinear", "nearest", "tet-pil")

@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision import transforms as tf
 from torchvision.datasets import ImageFolder
 
-from .checks import check_int
+from ..checks import integer as check_int
 from .errors import DatasetCorrupt, DatasetNotFound
 from .info import DatasetInfo, Parts
 

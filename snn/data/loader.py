@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checks import check_bool, check_int
+from ..checks import boolean as check_bool, integer as check_int
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int = 0,

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from .build import DATASETS, DEFAULT_ROOT
-from .checks import check_bool
+from ..checks import boolean as check_bool
 from .cifar import check_cifar
 from .cifar10_dvs import check_cifar10_dvs
 from .imagenet import check_imagenet

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import numpy as np
 from torch.utils.data import Dataset
 
-from .checks import check_int, check_real
+from ..checks import integer as check_int, real as check_real
 
 
 def holdout_split(targets, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
-from .checks import check_int, check_real
+from ..checks import integer as check_int, real as check_real
 from .info import DatasetInfo, Parts
 
 

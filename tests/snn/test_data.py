@@ -444,7 +444,7 @@ def test_build_datasets_rejects_bad_arguments(tmp_path):
         build_datasets("mnist")
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['sise'\]; it accepts \['size'\]"):
         build_datasets("digits", sise=16)
-    with pytest.raises(ValueError, match="T must be >= 1"):
+    with pytest.raises(ValueError, match="T must be an int >= 1"):
         build_datasets("digits", T=0)
     with pytest.raises(TypeError, match="root must be a path"):
         build_datasets("cifar10", root=3)
