@@ -20,8 +20,8 @@ def _check_input(x) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape [T, ...], got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"x must be a floating tensor (float32, float16, bfloat16; float64 on the torch and "
-                        f"naive backends), got dtype {x.dtype}")
+        raise TypeError(f"x must be a floating tensor (float32, float16, bfloat16; float64 on the cpu, "
+                        f"torch and naive backends), got dtype {x.dtype}")
     if x.dim() == 0:
         raise ValueError("x must have a leading time dimension, shape [T, ...] with T >= 1; got a 0-d tensor")
     if x.shape[0] == 0:

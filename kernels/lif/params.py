@@ -92,10 +92,11 @@ class LIFParams:
         if not 0.0 <= self.decay <= 1.0:
             raise ValueError(f"decay must lie in [0, 1], got {self.decay}")
         _normal_fp32("decay", self.decay, f"0 or in [{FP32_TINY:.8g}, 1]")
+        if not self.alpha > 0.0:
+            raise ValueError(f"alpha must be > 0 (surrogate sharpness / width / temperature), got {self.alpha!r}")
         if not ALPHA_MIN <= self.alpha <= ALPHA_MAX:
-            raise ValueError(f"alpha must be > 0 (surrogate sharpness / width / temperature) and lie in "
-                             f"[{ALPHA_MIN:.8g}, {ALPHA_MAX:.8g}], where alpha / 2, 1 / alpha and 2 alpha are "
-                             f"finite normal fp32 numbers (the kernels' compute type); got {self.alpha!r}")
+            raise ValueError(f"alpha must lie in [{ALPHA_MIN:.8g}, {ALPHA_MAX:.8g}], where alpha / 2, 1 / alpha and "
+                             f"2 alpha are finite normal fp32 numbers (the kernels' compute type); got {self.alpha!r}")
         if self.surrogate == "dspike":
             self._check_dspike()
         else:

@@ -42,25 +42,34 @@ def find_cifar10_dvs(root: Path) -> Path:
         f"{root / 'cifar10-dvs'}, so that {root / 'cifar10-dvs' / 'airplane' / 'cifar10_airplane_0.aedat'} exists")
 
 
-def class_files(folder: Path) -> list[Path]:
-    """The .aedat files of one class folder, ordered by their trailing index _<i>.aedat."""
+def class_files(folder: Path, misnamed: Optional[list[str]] = None) -> list[Path]:
+    """The .aedat files of one class folder, ordered by their trailing index _<i>.aedat.
+
+    A .aedat file without that index raises DatasetCorrupt, or, when a `misnamed` list is given
+    (the dataset check, which lists every bad file), is skipped with its message appended there."""
     indexed = []
     for path in folder.iterdir():
         if path.suffix != ".aedat":
             continue
         match = _INDEX.search(path.name)
         if match is None:
-            raise DatasetCorrupt(f"{path}: expected a name ending in _<index>.aedat, as cifar10_<class>_<i>.aedat")
+            message = f"{path}: expected a name ending in _<index>.aedat, as cifar10_<class>_<i>.aedat"
+            if misnamed is None:
+                raise DatasetCorrupt(message)
+            misnamed.append(message)
+            continue
         indexed.append((int(match.group(1)), path))
     return [path for _, path in sorted(indexed)]
 
 
-def split_files(folder: Path) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
-    """(train, test) lists of (file, label): per class the first floor(9 n / 10) files by index train."""
+def split_files(folder: Path, misnamed: Optional[list[str]] = None) -> tuple[list[tuple[Path, int]],
+                                                                             list[tuple[Path, int]]]:
+    """(train, test) lists of (file, label): per class the first floor(9 n / 10) files by index train.
+    misnamed: see class_files."""
     train, test = [], []
     empty = []
     for label, name in enumerate(CLASSES):
-        files = class_files(folder / name)
+        files = class_files(folder / name, misnamed)
         if not files:
             empty.append(name)
         n_train = 9 * len(files) // 10
@@ -154,14 +163,15 @@ def cache_key(frames: int, size: int, resize: str = "bilinear") -> str:
 def check_cifar10_dvs(name: str, root: Path) -> tuple[int, list[str]]:
     """Read every .aedat file of the dataset once: (files checked, one message per bad file, by class and index)."""
     folder = find_cifar10_dvs(root)
-    train, test = split_files(folder)
-    bad = []
+    bad: list[str] = []  # misnamed files first, then the unreadable ones by class and index
+    train, test = split_files(folder, bad)
+    checked = len(bad) + len(train) + len(test)
     for path, _ in sorted(train + test, key=lambda file_label: file_label[1]):  # stable: index order per class
         try:
             load_events(path)
         except DatasetCorrupt as e:
             bad.append(str(e))
-    return len(train) + len(test), bad
+    return checked, bad
 
 
 def build_cifar10_dvs(name: str, root: Path, download: bool, *, frames: int, size: int = 48,

@@ -237,7 +237,7 @@ def test_lif_scan_with_a_new_alpha_per_call_compiles_at_most_twice(backend, surr
 
 @pytest.mark.parametrize("backend", ["torch", "cpu", "triton"])
 @pytest.mark.parametrize("bad,message", [(0.0, "alpha must be > 0"), (float("inf"), "alpha must be finite"),
-                                         (1e-39, "alpha must be > 0")])
+                                         (1e-39, "alpha must lie in")])
 def test_compiled_fused_lif_scan_rejects_a_bad_dynamic_alpha(backend, bad, message):
     """Once alpha is a graph input, the custom op checks its value on every call, as eager does."""
     x = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(7)).requires_grad_()

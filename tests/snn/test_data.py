@@ -637,6 +637,11 @@ def test_check_lists_every_bad_event_file(tmp_path, capsys):
     code, lines, err = run_check(capsys, "--dataset", "cifar10-dvs", "--data-root", str(tmp_path))
     assert code == 2 and "3 bad of 40 files checked" in err
     assert [line.split(": ")[0] for line in lines] == [str(truncated), str(davis), str(empty)]  # split order
+    misnamed = folder / "deer" / "notes.aedat"  # no _<index>: reported, and the other files still checked
+    misnamed.write_bytes(DVS_HEADER)
+    code, lines, err = run_check(capsys, "--dataset", "cifar10-dvs", "--data-root", str(tmp_path))
+    assert code == 2 and "4 bad of 41 files checked" in err
+    assert [line.split(": ")[0] for line in lines] == [str(misnamed), str(truncated), str(davis), str(empty)]
 
 
 def test_check_lists_bad_images_and_pickles(imagenet_root, tmp_path, capsys):
