@@ -15,6 +15,7 @@ from .config import DEVICES, LIF_BACKENDS, OPTIMIZERS, SURROGATE_FORMS, Config, 
 from .distributed import PeerFailed
 from .engine import run
 from .loop import NonFiniteLoss
+from .stop import Interrupted
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NONFINITE = 1, 2, 3
 EXIT_CODES = {EXIT_USAGE: (DatasetNotFound, ConfigError, FileExistsError, CheckpointError),
@@ -43,8 +44,9 @@ exit codes (each failure prints one line "error: ...", on rank 0 only under torc
   0 done; 1 a run file could not be written (full disk, ...; the previous checkpoint is kept) or
   another process of the run failed; 2 bad settings (found before the run folder is created),
   missing or corrupt data, an unreadable or damaged checkpoint, or a run directory that already
-  holds a run (pass --resume); 3 training diverged: non-finite loss, gradient or weights (the last
-  checkpoint, with finite weights, is kept).
+  holds a run (pass --resume) or is in use by another process; 3 training diverged: non-finite loss,
+  gradient or weights (the last checkpoint, with finite weights, is kept); 130 / 143 stopped by
+  SIGINT (Ctrl-C) / SIGTERM at the next step, after saving a checkpoint that --resume continues.
 
 examples:
   python -m snn.train                                     # digits on CPU
@@ -158,6 +160,8 @@ def main(argv=None) -> int:
     config = config_from_args(argv)
     try:
         run(config)
+    except Interrupted as e:  # SIGINT / SIGTERM: 130 / 143, after saving what resumes
+        return _fail(e, e.exit_code, "interrupted")
     except Exception as e:
         for code, kinds in EXIT_CODES.items():
             if isinstance(e, kinds):
@@ -166,7 +170,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def _fail(error: Exception, code: int) -> int:
+def _fail(error: BaseException, code: int, kind: str = "error") -> int:
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        print(f"{kind}: {error}", file=sys.stderr, flush=True)
     return code

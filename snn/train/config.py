@@ -22,6 +22,7 @@ OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
 LIF_BACKENDS = BACKENDS
 SURROGATE_FORMS = "'esg', 'tanh:K' (K > 0), 'rect' or 'rect:WIDTH' (WIDTH > 0), 'dspike'"
+SEED_MAX = 2**32 - 1  # numpy.random.seed accepts [0, 2**32 - 1]
 RECT_WIDTH = 1.0  # tdBN's rectangular surrogate: 1/a on |u - vth| < a/2 with a = 1 (Zheng et al. 2021)
 
 # Fields that may change when a run is resumed: where and how it runs, not what it computes.
@@ -160,6 +161,8 @@ class Config:
         for name in ("T", "epochs", "batch_size", "dspike_chunk"):
             _int(name, getattr(self, name), 1)
         _int("seed", self.seed, 0)
+        if self.seed > SEED_MAX:
+            raise ValueError(f"seed must be an int in [0, {SEED_MAX}] (numpy's seed range), got {self.seed}")
         for name in ("download", "detach_reset", "resume", "progress"):
             _bool(name, getattr(self, name))
         if self.clip_grad is not None:
