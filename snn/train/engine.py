@@ -115,7 +115,8 @@ def build_data(cfg: Config, ctx: Context):
             if not _out_of_memory(e):
                 raise
             raise ConfigError(f"the {cfg.dataset} data does not fit in memory with these settings "
-                              f"({cfg.dataset_options() or 'defaults'}): {_first_line(e)}") from None
+                              f"({cfg.dataset_options() or 'defaults'}): {_first_line(e)}; use a smaller "
+                              f"--input-size") from None
 
     data = distributed.together(build, ctx, main_only=True)
     return distributed.together(lambda: data if ctx.main else build(), ctx)
@@ -367,13 +368,21 @@ def _check_path_length(out: Path, existing: Path) -> None:
                           f"{path_max - 1} this system allows; choose a shorter --out")
 
 
+def _exists(path: Path) -> bool:
+    """path.exists(), False for a name the file system cannot even look up (too long)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def _check_out(out: Path, cfg: Config) -> None:
     """Before anything is built: refuse an --out that holds a run without --resume, or that cannot
     be a folder (ConfigError; FileExistsError for the former)."""
+    existing = next(p for p in (out, *out.parents) if _exists(p))
+    _check_path_length(out, existing)
     if (out / "last.pt").exists() and not cfg.resume:
         raise FileExistsError(f"{out / 'last.pt'} exists: pass --resume to continue that run, or choose another --out")
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    _check_path_length(out, existing)
     if not existing.is_dir():
         raise ConfigError(f"cannot use --out {out}: {existing} is a file, not a folder; choose another --out")
     if not os.access(existing, os.W_OK | os.X_OK):
