@@ -40,7 +40,7 @@ outputs in --out: config.json, last.pt (after every epoch), best.pt (best valida
 metrics.csv and metrics.jsonl (one row per epoch: losses, accuracies, K, Dspike b and its cost,
 seconds, images/s, peak memory, per-layer spike rates on the test set), results.json.
 
-exit codes (each failure prints one line "error: ...", on rank 0 only under torchrun):
+exit codes (each failure prints one line "error: ...", under torchrun on every rank, naming it):
   0 done; 1 a run file could not be written (full disk, ...; the previous checkpoint is kept) or
   another process of the run failed; 2 bad settings (found before the run folder is created),
   missing or corrupt data, an unreadable or damaged checkpoint, or a run directory that already
@@ -171,6 +171,8 @@ def main(argv=None) -> int:
 
 
 def _fail(error: BaseException, code: int, kind: str = "error") -> int:
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"{kind}: {error}", file=sys.stderr, flush=True)
+    """Print one line saying why this process stops (under torchrun every rank does, naming its rank
+    after rank 0) and return code."""
+    rank = os.environ.get("RANK", "0")
+    print(f"{kind}: {error}" if rank == "0" else f"{kind} (rank {rank}): {error}", file=sys.stderr, flush=True)
     return code
