@@ -32,6 +32,7 @@ from reproduce._common.table import Measured, ResultsTable  # noqa: E402
 from reproduce._common.training import (ROW_ERRORS, Setting, cells, config, data_label, not_run,  # noqa: E402
                                         run_device, train)
 from snn.data import make_loader  # noqa: E402
+from snn.files import write_atomic  # noqa: E402
 from snn.neuron import LIF  # noqa: E402
 from snn.train import Config  # noqa: E402
 from snn.train.distributed import Context  # noqa: E402
@@ -66,8 +67,7 @@ def initial_rates(cfg: Config) -> dict[str, float]:
     settings = StepSettings(T=cfg.T, device=device, amp=False, channels_last=False, im_lambda=cfg.im_lambda,
                             clip_grad=None)
     _, rates = evaluate(model, make_loader(test_set, cfg.batch_size, train=False), settings, ctx, rates=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rates) + "\n")
+    write_atomic(path, json.dumps(rates) + "\n")
     return rates
 
 
@@ -157,7 +157,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     figures = ()
     if frames and is_main():
         data = pd.concat(frames).assign(budget=budget.tag, device=table.rows[-1]["device"], **{"git sha": table.sha})
-        data.to_csv(args.out / f"{table.stem}-data.csv", index=False)
+        write_atomic(args.out / f"{table.stem}-data.csv", data.to_csv(index=False))
         figures = (draw(data, budget, data_label(MODELS["cifarnet"][1], budget), args.out / f"{table.stem}.png"),
                    args.out / f"{table.stem}-data.csv")
     return finish(table, PRINTED, figures)

@@ -28,6 +28,7 @@ import torch  # noqa: E402
 from kernels import lif_scan  # noqa: E402
 from reproduce._common import plot  # noqa: E402
 from reproduce._common.budget import RESULTS, git_sha  # noqa: E402
+from snn.files import write_atomic  # noqa: E402
 
 SCRIPT = "fig3_surrogate"
 K_VALUES = (1.0, 2.0, 5.0, 10.0)
@@ -101,9 +102,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     frame = curves(args.k, args.vth)
     args.out.mkdir(parents=True, exist_ok=True)
     csv, md = args.out / f"{SCRIPT}.csv", args.out / f"{SCRIPT}.md"
-    frame.to_csv(csv, index=False)
+    write_atomic(csv, frame.to_csv(index=False))
     table = summary(frame, args.vth).to_markdown(index=False, floatfmt=".3g")
-    md.write_text(f"# Fig. 3: the asymptotic function and its gradient (Vth = {args.vth:g})\n\n{table}\n\n"
+    write_atomic(md, f"# Fig. 3: the asymptotic function and its gradient (Vth = {args.vth:g})\n\n{table}\n\n"
                   f"- Exact formulas (eq. 13 and its derivative), sampled at {SAMPLES} points on "
                   f"[Vth - {SPAN:g}, Vth + {SPAN:g}]; no training, so there is no budget.\n"
                   f"- max |lif_scan - formula|: the tanh surrogate gradient of kernels.lif_scan (T = 1, float64, "

@@ -28,6 +28,7 @@ from reproduce._common.script import budget_note, command, finish, start  # noqa
 from reproduce._common.table import Paper, ResultsTable  # noqa: E402
 from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,  # noqa: E402
                                         data_label, measured, not_run, train)
+from snn.files import write_atomic  # noqa: E402
 
 SCRIPT = "fig4_esg"
 ARCHS = {"cifarnet": ("CIFARNet", "paper-cifarnet", 92.20), "resnet19": ("ResNet-19", "paper-cifar10", 95.40)}
@@ -95,7 +96,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     figures = ()
     if frames and is_main():
         data = pd.concat(frames).assign(budget=budget.tag, **{"git sha": table.sha})
-        data.to_csv(args.out / f"{table.stem}-data.csv", index=False)
+        write_atomic(args.out / f"{table.stem}-data.csv", data.to_csv(index=False))
         figures = (draw(data, budget, data_label(Setting("paper-cifar10", "resnet19", 4), budget),
                         args.out / f"{table.stem}.png"), args.out / f"{table.stem}-data.csv")
     return finish(table, PRINTED, figures)

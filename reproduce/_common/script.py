@@ -19,7 +19,13 @@ def command(script: str, argv: Optional[list[str]]) -> str:
 def start(script: str, description: str, argv: Optional[list[str]], ids: list[str],
           datasets: tuple[str, ...]):
     """Parse argv -> (args, budget, selected ids), printing the budget and why; None after --list."""
-    args = parser(description).parse_args(argv)
+    p = parser(description)
+    args = p.parse_args(argv)
+    for flag in ("out", "runs"):
+        folder = getattr(args, flag)
+        existing = next(f for f in (folder, *folder.parents) if f.exists())
+        if not existing.is_dir():
+            p.error(f"--{flag} {folder}: {existing} is a file, not a folder; choose another --{flag}")
     if args.list:
         print("\n".join(ids))
         return None
