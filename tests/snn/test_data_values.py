@@ -23,13 +23,11 @@ def by_hand(path, short: int, crop: int) -> torch.Tensor:
     crop x crop square, scale to [0, 1] and normalize: the standard ImageNet evaluation."""
     image = Image.open(path).convert("RGB")
     w, h = image.size
-    scale = short / min(w, h)
     size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
     image = image.resize(size, Image.BILINEAR)
     left, top = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
     image = image.crop((left, top, left + crop, top + crop))
     x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    assert scale > 0
     return (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
 
 
