@@ -2,7 +2,6 @@
 keeps both's rows; a row whose run folder another process trains waits for it; --out naming a
 file, and a damaged devices.json, are reported in one line or one warning."""
 
-import json
 import os
 import stat
 import subprocess
