@@ -574,7 +574,7 @@ def _train(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitSta
         rng = distributed.gather_objects(checkpoint.capture_rng(), ctx)
         state = tr.state(cfg, history, rng)
         improved = val_acc is not None and (previous_best is None or val_acc > previous_best)
-        if improved:
+        if improved and ctx.main:  # rank 0 writes the files, and the record
             best_record = _best_record(state)
         state["best"] = best_record
 

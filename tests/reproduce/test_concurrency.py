@@ -15,8 +15,7 @@ import pytest
 from reproduce import table2
 from reproduce._common.budget import BUDGETS
 from reproduce._common.table import Measured, Paper, ResultsTable
-from snn.files import default_mode
-from reproduce._common.training import DEVICES, UNREADABLE, Setting, config, train, trained_on
+from reproduce._common.training import DEVICES, Setting, config, train, trained_on
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -68,6 +67,8 @@ def test_a_row_whose_run_folder_is_busy_waits_for_it(tmp_path, capsys):
     assert time.monotonic() - start > 1.0 and holder.wait(timeout=60) == 0
     assert f"{cfg.out} is being trained by PID {holder.pid}" in capsys.readouterr().out
     assert results.epochs == 1 and len(trained_on(cfg.out)) == 1
+    from snn.files import default_mode
+
     assert stat.S_IMODE(os.stat(os.path.join(cfg.out, DEVICES)).st_mode) == default_mode()  # not mkstemp's 0600
 
 
@@ -75,6 +76,8 @@ def test_a_row_whose_run_folder_is_busy_waits_for_it(tmp_path, capsys):
 def test_an_unreadable_devices_record_is_reported_not_raised(tmp_path, content):
     """An empty devices.json (a kill during a non-atomic write), garbage, or another JSON type: a
     warning naming the file, and the devices reported as unknown."""
+    from reproduce._common.training import UNREADABLE
+
     (tmp_path / DEVICES).write_text(content)
     with pytest.warns(UserWarning, match=f"{tmp_path / DEVICES} cannot be read"):
         assert trained_on(tmp_path) == [UNREADABLE]

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from snn.train import Config, checkpoint, engine, main, run
-from snn.train.stop import Interrupted
 
 from .test_train_failures import argv, finished_run, one_line_error
 from .test_train_resume import write_cifar10
@@ -128,6 +127,8 @@ def test_a_signal_mid_epoch_saves_a_checkpoint_that_resumes_bitwise(tmp_path, mo
         return real(*args, stop=stop_now, **kwargs)
 
     monkeypatch.setattr(engine, "train_epoch", signalled_after_step_3_of_epoch_2)
+    from snn.train.stop import Interrupted
+
     with pytest.raises(Interrupted) as stopped:
         run(small_cifar(tmp_path / "cut"))
     assert stopped.value.exit_code == 143 and "step 3/6 of epoch 2/3" in str(stopped.value)
@@ -291,3 +292,21 @@ def test_run_files_get_the_mode_of_the_umask(tmp_path):
         os.umask(previous)
     for name in ("config.json", "last.pt", "best.pt", "metrics.csv", "metrics.jsonl", "results.json"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
+
+
+def test_ctrl_c_to_the_whole_process_group_with_loader_workers(tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to every process of the group, loader workers included: the
+    workers ignore it and the trainer saves and exits 130 with one line (a worker dying of it would
+    fail the next batch with a traceback instead)."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, *LONG, "--out", str(out), "--epochs", "6", "--workers", "2"], env=ENV,
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group, as a terminal's job
+    try:
+        wait_for(lambda: (out / "last.pt").exists(), proc, "checkpoint")
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("interrupted: stopped on SIGINT"), err
