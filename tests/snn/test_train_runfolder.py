@@ -81,7 +81,7 @@ def test_resume_while_the_run_is_alive_is_refused_and_leaves_its_files_alone(tmp
     """A real run training in --out, and --resume started beside it: the second exits 2 at once and
     the first finishes with files that all come from it."""
     out = tmp_path / "run"
-    first = spawn(*LONG, "--out", str(out), "--epochs", "100")
+    first, second = spawn(*LONG, "--out", str(out), "--epochs", "100"), None
     try:
         wait_for(lambda: (out / "config.json").exists(), first, "run folder")
         second = spawn(*LONG, "--out", str(out), "--epochs", "100", "--resume")
@@ -92,7 +92,10 @@ def test_resume_while_the_run_is_alive_is_refused_and_leaves_its_files_alone(tmp
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=120) == 143, first.communicate()
     finally:
-        first.kill()
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
     saved = checkpoint.load(out / "last.pt")  # the first run's, with its own history
     assert len((out / "metrics.csv").read_text().splitlines()) == 1 + saved["epoch"]
 
