@@ -162,6 +162,8 @@ def main(argv=None) -> int:
         run(config)
     except Interrupted as e:  # SIGINT / SIGTERM: 130 / 143, after saving what resumes
         return _fail(e, e.exit_code, "interrupted")
+    except KeyboardInterrupt:  # Ctrl-C before run() took the signals over (joining the process group)
+        return _fail("stopped on SIGINT before the run started; nothing was written", 130, "interrupted")
     except Exception as e:
         for code, kinds in EXIT_CODES.items():
             if isinstance(e, kinds):
