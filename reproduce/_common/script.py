@@ -17,15 +17,18 @@ def command(script: str, argv: Optional[list[str]]) -> str:
 
 
 def start(script: str, description: str, argv: Optional[list[str]], ids: list[str],
-          datasets: tuple[str, ...]):
-    """Parse argv -> (args, budget, selected ids), printing the budget and why; None after --list."""
-    p = parser(description)
+          datasets: tuple[str, ...], variation: bool = False):
+    """Parse argv -> (args, budget, selected ids), printing the budget and why; None after --list.
+    variation: the script takes --seeds (see _common/variation.py)."""
+    p = parser(description, variation)
     args = p.parse_args(argv)
     for flag in ("out", "runs"):
         folder = getattr(args, flag)
         existing = next(f for f in (folder, *folder.parents) if f.exists())
         if not existing.is_dir():
             p.error(f"--{flag} {folder}: {existing} is a file, not a folder; choose another --{flag}")
+    if variation and args.seeds < 0:
+        raise SystemExit(f"--seeds must be >= 0, got {args.seeds}")
     if args.list:
         print("\n".join(ids))
         return None
@@ -37,16 +40,18 @@ def start(script: str, description: str, argv: Optional[list[str]], ids: list[st
 def walk(rows: list, selected: list[str], table: ResultsTable, run_dir: Callable[[object], Path],
          compute: Callable[[object, str], None]) -> None:
     """For each row (an object with an .id) in order: reuse the finished row of the previous files
-    with the same run id (the run folder's name) when that run folder exists on this machine, else
-    compute(row, run id) when selected (it adds the row), else skip it. Rows finished elsewhere (the
-    committed results of a fresh clone) are measured again here."""
+    with the same run id (the run folder's name) when it was measured from the run that folder
+    holds now (ResultsTable.finished), marked reused; else compute(row, run id) when selected (it
+    adds the row), else skip it. Rows finished elsewhere (another machine's results, a folder
+    trained again since, or by another row of this invocation) are measured again here."""
     for row in rows:
         folder = run_dir(row)
         key = folder.name
-        previous = table.finished(row.id, key) if folder.exists() else None
+        table.track(key, folder)
+        previous = table.finished(row.id, key)
         if previous is not None:
-            table.keep(previous)
-            print(f"  {row.id}: finished in {table.csv.name}, reused", flush=True)
+            table.reuse(previous)
+            print(f"  {row.id}: finished in {table.csv.name} at git {previous['git sha']}, reused", flush=True)
         elif row.id in selected:
             compute(row, key)
 
