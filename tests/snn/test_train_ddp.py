@@ -157,7 +157,12 @@ def test_a_taken_master_port_stops_every_rank_with_one_line(tmp_path):
         squatter.listen()
         port = squatter.getsockname()[1]
         ranks = [_launch(r, port, tmp_path / "run", SNN_DIST_TIMEOUT="5") for r in (0, 1)]
-        errors = [p.communicate(timeout=120)[1] for p in ranks]
+        try:
+            errors = [p.communicate(timeout=120)[1] for p in ranks]
+        finally:
+            for p in ranks:
+                p.kill()
+                p.wait()
     for rank, (p, err) in enumerate(zip(ranks, errors)):
         assert p.returncode == 2, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
