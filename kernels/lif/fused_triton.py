@@ -81,9 +81,13 @@ def _row_start(t, N):
 @triton.jit
 def _round_to_bf16(u):
     """fp32 -> bf16 with round-to-nearest-even done in integers, identical on GPU and in the
-    interpreter (whose own fp32 -> bf16 store truncates)."""
+    interpreter (whose own fp32 -> bf16 store truncates). Every NaN becomes the quiet NaN 0x7FC0
+    (torch's conversions give a quiet NaN too): the rounding addition would carry a NaN's mantissa into its
+    exponent (NVIDIA's canonical NaN 0x7FFFFFFF would become 0x8000 = -0.0, a negative NaN +0.0)
+    or truncate it to infinity (a signalling NaN with only low mantissa bits)."""
     bits = u.to(tl.uint32, bitcast=True)
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    bits = tl.where(u != u, 0x7FC0, rounded)
     return bits.to(tl.uint16).to(tl.bfloat16, bitcast=True)
 
 
