@@ -47,8 +47,12 @@ SURROGATE_CODES = {"tanh": 0, "rect": 1, "dspike": 2}
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
+_INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"  # read by triton when it is imported, as here
+
+
 def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    """True when triton runs kernels in its interpreter (TRITON_INTERPRET=1 before its import)."""
+    return _INTERPRETING
 
 
 def block_size() -> int:
@@ -226,6 +230,13 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
         p_dx -= N
 
 
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)  # triton.cdiv is a JIT function: calling it on the host costs microseconds
+
+
+_SAVE_CODES = {None: 0, "exact": 1, "compact": 2}
+
+
 def _launch_options(fp_fusion: bool) -> dict:
     """num_warps and FMA contraction: off in the forward (spikes must match the reference at
     threshold ties), on in the backward (its spikes come from the saved state, not arithmetic)."""
@@ -241,30 +252,39 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     "compact" -> saved = (u bf16 [T, N], spike bits uint8 [T, ceil(N / 8)]).
     """
     T, N = x.shape
+    u = bits = out  # placeholders for the pointers a variant does not use
+    if save is not None:
+        u = torch.empty((T, N), dtype=torch.bfloat16 if save == "compact" else torch.float32, device=x.device)
+    if save == "compact":
+        bits = torch.empty((T, _cdiv(N, 8)), dtype=torch.uint8, device=x.device)
+    partials = torch.empty(_cdiv(N, block_size()), dtype=torch.float32, device=x.device)
+    launch_fwd(x, out, u, bits, partials, p, save)
+    saved = None if save is None else (u,) if save == "exact" else (u, bits)
+    return saved, partials.sum().div_(T * N)
+
+
+def launch_fwd(x, out, u, bits, partials, p: LIFParams, save: str | None) -> None:
+    """The forward kernel alone on preallocated buffers (what `fwd` allocates): x, out [T, N];
+    u [T, N] fp32 (save "exact") or bf16 ("compact"), else any tensor; bits [T, ceil(N / 8)]
+    uint8 ("compact"), else any tensor; partials [ceil(N / BLOCK)] fp32, one membrane sum per
+    program."""
+    T, N = x.shape
     BLOCK = block_size()
-    NB = triton.cdiv(N, 8)
-    n_prog = triton.cdiv(N, BLOCK)
-    u_dtype = torch.bfloat16 if save == "compact" else torch.float32
-    u = torch.empty((T, N), dtype=u_dtype, device=x.device) if save else out
-    bits = torch.empty((T, NB), dtype=torch.uint8, device=x.device) if save == "compact" else out
-    partials = torch.empty(n_prog, dtype=torch.float32, device=x.device)
-    _lif_fwd_kernel[(n_prog,)](
-        x, out, u, bits, partials, T, N, NB, p.vth, p.decay,
-        HARD=p.reset == "hard", SAVE={None: 0, "exact": 1, "compact": 2}[save], BLOCK=BLOCK,
-        **_launch_options(fp_fusion=False))
-    saved = {None: None, "exact": (u,), "compact": (u, bits)}[save]
-    return saved, partials.sum() / (T * N)
+    _lif_fwd_kernel[(_cdiv(N, BLOCK),)](
+        x, out, u, bits, partials, T, N, _cdiv(N, 8), p.vth, p.decay,
+        HARD=p.reset == "hard", SAVE=_SAVE_CODES[save], BLOCK=BLOCK, **_launch_options(fp_fusion=False))
 
 
 def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
-    """gs: [T, N] or None; gm: 0-d or None; saved: what fwd returned; writes dx [T, N]."""
+    """gs: [T, N] or None; gm: 0-d or None; saved: what fwd returned; writes dx [T, N]. The
+    backward kernel on these buffers: it allocates nothing, so it is also the kernel alone."""
     u = saved[0]
     bits = saved[1] if len(saved) == 2 else u
     T, N = u.shape
     BLOCK = block_size()
     dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
-    _lif_bwd_kernel[(triton.cdiv(N, BLOCK),)](
-        u if gs is None else gs, u if gm is None else gm, u, bits, dx, T, N, triton.cdiv(N, 8),
+    _lif_bwd_kernel[(_cdiv(N, BLOCK),)](
+        u if gs is None else gs, u if gm is None else gm, u, bits, dx, T, N, _cdiv(N, 8),
         p.vth, p.decay, p.alpha, dspike_scale, 1.0 / (T * N),
         HARD=p.reset == "hard", DETACH=p.detach_reset, SURROGATE=SURROGATE_CODES[p.surrogate],
         HAS_GS=gs is not None, HAS_GM=gm is not None, COMPACT=len(saved) == 2, BLOCK=BLOCK,

@@ -21,6 +21,7 @@ the same errors, and `snn.LIF` validates every assignment of its settings.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -120,3 +121,23 @@ class LIFParams:
         1 - tanh^2(b (u / (2 vth) - 1/2)) on 0 <= u <= 2 vth (Dspike's x = u / (2 vth), whose
         midpoint x = 1/2 is the firing point u = vth), 0 outside."""
         return self.alpha / (2.0 * math.tanh(self.alpha / 2.0) * 2.0 * self.vth)
+
+
+@functools.lru_cache(maxsize=1024, typed=True)  # typed: True, 1 and 1.0 are different settings
+def _validated_once(vth, decay, surrogate, alpha, reset, detach_reset) -> LIFParams:
+    return LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=alpha, reset=reset, detach_reset=detach_reset)
+
+
+def validated(vth=0.5, decay=0.25, surrogate="tanh", alpha=1.0, reset="hard", detach_reset=False) -> LIFParams:
+    """`LIFParams` of these settings, validated once per distinct setting and then reused (the
+    checks cost about as much host time as a kernel launch, on every call of lif_scan). A setting
+    that fails validation is never cached, so it raises again; an unhashable value, or any value
+    while torch.compile traces (`_checkable`), is passed to LIFParams unchanged."""
+    args = (vth, decay, surrogate, alpha, reset, detach_reset)
+    if not _checkable():
+        return LIFParams(*args)
+    try:
+        hash(args)
+    except TypeError:
+        return LIFParams(*args)
+    return _validated_once(*args)
