@@ -37,14 +37,14 @@ def loaded_variant() -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def up_to_date() -> bool:
+def built_after_source() -> bool:
     built = list(SOURCE.parent.glob("_lif_cpu*.so"))
-    return bool(built) and min(p.stat().st_mtime for p in built) >= SOURCE.stat().st_mtime and bool(loaded_variant())
+    return bool(built) and min(p.stat().st_mtime for p in built) >= SOURCE.stat().st_mtime
 
 
 def main() -> int:
-    if up_to_date():
-        print(f"cpu kernel: already built ({loaded_variant()})", flush=True)
+    if built_after_source() and (variant := loaded_variant()):
+        print(f"cpu kernel: already built ({variant})", flush=True)
         return 0
     compiler = cxx_compiler()
     if compiler is None:

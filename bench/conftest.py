@@ -62,7 +62,7 @@ def _save_each_result(request):
     path = request.config.getoption("--bench-jsonl")
     bench = request.getfixturevalue("benchmark") if path and "benchmark" in request.fixturenames else None
     yield
-    if bench is not None and getattr(bench, "stats", None) is not None:
+    if bench is not None and getattr(bench, "stats", None) is not None and bench.stats.stats.data:  # timed something
         results_log.append(path, request.node.name, request.node.nodeid, bench.stats.stats, dict(bench.extra_info))
 
 

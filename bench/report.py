@@ -263,22 +263,23 @@ def update_readme(path: Path, summary: str) -> None:
 
 
 def plot(df: pd.DataFrame, path: Path) -> bool:
-    """GB/s against N for the T=4 fp32 forward+backward sweep; False if there is nothing to draw."""
+    """GB/s against N of the forward+backward LIF scan, one line per provider, for the T and dtype
+    with the most sizes measured (the T=4 fp32 sweep in a full run); False if nothing to draw."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sweep = df[(df.kernel == "lif_scan") & (df["mode"] == "fwdbwd") & (df["T"] == 4) & (df.dtype == "float32")
-               & df["shape"].str.startswith("sweep") & df.gbps.notna()]
-    if sweep.empty:
+    lif = df[(df.kernel == "lif_scan") & (df["mode"] == "fwdbwd") & df.gbps.notna()]
+    if lif.empty:
         return False
+    (T, dtype), sweep = max(lif.groupby(["T", "dtype"]), key=lambda kv: (kv[1].N.nunique(), kv[0] == (4, "float32")))
     fig, ax = plt.subplots(figsize=(6, 4))
     for provider, group in sweep.groupby("provider"):
-        group = group.sort_values("N")
+        group = group.groupby("N", as_index=False).gbps.median().sort_values("N")
         ax.plot(group.N, group.gbps, marker="o", label=provider)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("neurons per timestep N (T = 4, fp32)")
+    ax.set_xlabel(f"neurons per timestep N (T = {T}, {dtype})")
     ax.set_ylabel("GB/s on the minimal-bytes model")
     ax.set_title(f"LIF scan forward+backward with u_mean\n{sweep.device.iloc[0]}", fontsize=9)
     ax.grid(alpha=0.3)
