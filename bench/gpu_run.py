@@ -133,7 +133,7 @@ def run_step(step: Step, log: Log, seconds_left: float) -> Outcome:
         log.write(f"\n== {step.name}: skipped ({step.skip_reason})\n")
         return Outcome(step.name, "skipped", 0.0, step.cap, note=step.skip_reason)
     cap = min(step.cap, seconds_left)
-    if cap < 5:
+    if seconds_left < 5:
         log.write(f"\n== {step.name}: skipped (the run's budget has {seconds_left:.0f} s left)\n")
         return Outcome(step.name, "skipped", 0.0, step.cap, note="no time left in the run's budget")
     log.write(f"\n== {step.name} (cap {cap:.0f} s): {' '.join(map(str, step.argv))}\n")

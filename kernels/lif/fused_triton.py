@@ -196,16 +196,36 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
     if HAS_GM:
         c = tl.load(gm_ptr).to(tl.float32) * inv_count
     b_gnext = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
+    # Software prefetch: the rows of step i + 1 (time t - 1) are loaded while step i computes, so
+    # each step waits on no memory latency of its own (loaded where they are used, the loads of
+    # u, the bits and grad-spikes made each step wait for them; compile_check's `pref` column).
+    n_u = tl.load(p_u, mask=mask, other=0.0)
+    n_bits = tl.zeros([BLOCK // 8], dtype=tl.uint8)
+    if COMPACT:
+        n_bits = tl.load(p_bits, mask=mask_b, other=0)
+    n_gs = tl.zeros([BLOCK // VEC, VEC], dtype=gs_ptr.dtype.element_ty)
+    if HAS_GS:
+        n_gs = tl.load(p_gs, mask=mask, other=0.0)
     for i in range(T):
-        b_u = tl.load(p_u, mask=mask, other=0.0).to(tl.float32)
+        b_u = n_u.to(tl.float32)
+        b_packed = n_bits
+        b_gs = n_gs.to(tl.float32)
+        ahead = i + 1 < T  # no access before row 0
+        p_u -= N
+        p_bits -= NB
+        p_gs -= N
+        n_u = tl.load(p_u, mask=mask & ahead, other=0.0)
         if COMPACT:
-            b_o = _unpack_bits(tl.load(p_bits, mask=mask_b, other=0), BLOCK, VEC)
-            p_bits -= NB
+            n_bits = tl.load(p_bits, mask=mask_b & ahead, other=0)
+        if HAS_GS:
+            n_gs = tl.load(p_gs, mask=mask & ahead, other=0.0)
+        if COMPACT:
+            b_o = _unpack_bits(b_packed, BLOCK, VEC)
         else:
             b_o = (b_u >= vth).to(tl.float32)
         b_go = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
         if HAS_GS:
-            b_go = tl.load(p_gs, mask=mask, other=0.0).to(tl.float32)
+            b_go = b_gs
         if not DETACH:
             if i > 0:  # no reset path out of t = T - 1 (0 * inf there would make a NaN)
                 if HARD:
@@ -225,8 +245,6 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
             b_du += b_gnext * decay
         tl.store(p_dx, b_du.to(p_dx.dtype.element_ty), mask=mask)
         b_gnext = b_du
-        p_gs -= N
-        p_u -= N
         p_dx -= N
 
 
