@@ -62,3 +62,11 @@ def host_seconds(fn: Callable[[], object], device: str, grad_to_none: Sequence[t
         times.append(time.perf_counter() - start)
     _sync(device)
     return statistics.median(times)
+
+
+def bandwidth_fields(nbytes: float, kernel_s: float, e2e_s: float, copy_s: float) -> dict:
+    """What the report shows for one case: nbytes the minimal bytes of the work (bench/roofline.py),
+    the three times in seconds. A copy of the same bytes at copy_s sets the ceiling, so the
+    fraction of the copy bandwidth reached is copy_s / time."""
+    return {"kernel_s": kernel_s, "e2e_s": e2e_s, "copy_s": copy_s, "frac_copy_kernel": copy_s / kernel_s,
+            "frac_copy_e2e": copy_s / e2e_s, "copy_gbps": nbytes / copy_s / 1e9, "kernel_gbps": nbytes / kernel_s / 1e9}

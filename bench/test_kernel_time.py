@@ -29,7 +29,7 @@ from kernels import lif_scan
 from kernels.lif.params import LIFParams
 
 from . import lif_providers
-from .kernel_timing import device_seconds, host_seconds
+from .kernel_timing import bandwidth_fields, device_seconds, host_seconds
 from .record import record
 from .roofline import lif_min_bytes
 from .shapes import tiny
@@ -129,9 +129,7 @@ def test_kernel_alone_vs_lif_scan(benchmark, kcase, mode, device, device_name):
                        iterations=1)
     record(benchmark, kernel="lif_kernel", provider="triton", mode=mode, T=T, N=N, dtype=dtype,
            shape=f"T{T}-N{N}-{str(dtype).replace('torch.', '')}", device=device_name, min_bytes=nbytes,
-           kernel_s=kernel_s, e2e_s=e2e_s, copy_s=copy_s, host_us=host_s * 1e6,
-           frac_copy_kernel=copy_s / kernel_s, frac_copy_e2e=copy_s / e2e_s,
-           copy_gbps=nbytes / copy_s / 1e9, kernel_gbps=nbytes / kernel_s / 1e9)
+           host_us=host_s * 1e6, **bandwidth_fields(nbytes, kernel_s, e2e_s, copy_s))
 
 
 def test_host_time_stubbed(benchmark, device_name):
