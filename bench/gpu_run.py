@@ -22,8 +22,9 @@ device tool's limits (at most 8 files, 16 MiB each, 64 MiB in all, 2 folders dee
 letters, digits, '.', '_', '-'), checked at the end (`out_problems`):
 
   run.log             every step's output as it runs, with its cap, status and time
-  summary.json        the steps' outcomes, the budget, the $OUT check
+  summary.json        the steps' outcomes, the budget, the $OUT check (rewritten after each step)
   bench-raw.tar.gz    the raw results: *.jsonl per group, tests.xml, preflight.json, sj json
+                      (rewritten after each step, so a run stopped from outside keeps them)
   <name>.md/.csv/-lif_scan.png   the report (name: device and date)
 
 The rehearsal differs in the device (CPU, TRITON_INTERPRET=1), the sizes (--bench-tiny, a
@@ -222,6 +223,19 @@ def out_problems(out: Path) -> list[str]:
     return problems
 
 
+def save_progress(raw: Path, out: Path, summary: dict) -> None:
+    """The raw results so far as out/bench-raw.tar.gz and the steps so far in out/summary.json,
+    each replaced atomically: if the whole run is stopped from outside, $OUT still holds every
+    result measured up to the last finished step."""
+    tmp = out / "bench-raw.tar.gz.part"
+    with tarfile.open(tmp, "w:gz") as tar:
+        tar.add(raw, arcname="raw")
+    os.replace(tmp, out / "bench-raw.tar.gz")
+    tmp = out / "summary.json.part"
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, out / "summary.json")
+
+
 def report_name(raw: Path, rehearsal: bool) -> str:
     """<device>-<date>, the device as the preflight found it."""
     try:
@@ -282,6 +296,11 @@ def main(argv=None) -> int:
     steps = plan(args.rehearsal, raw)
     outcomes: list[Outcome] = []
     stopped = ""
+
+    def summary() -> dict:
+        return {"mode": "rehearsal" if args.rehearsal else "real", "budget_s": budget,
+                "seconds": time.monotonic() - start, "stopped": stopped, "steps": [asdict(o) for o in outcomes]}
+
     for step in steps:
         left = budget - REPORT_RESERVE_S - (time.monotonic() - start)
         outcome = run_step(step, log, left)
@@ -289,18 +308,15 @@ def main(argv=None) -> int:
         if step.fatal and outcome.status != "ok":
             stopped = f"{step.name} {outcome.status}: the run stops here"
             log.write(f"== {stopped}\n")
+        save_progress(raw, out, summary())
+        if stopped:
             break
     name = report_name(raw, args.rehearsal)
     if not stopped:
         report = report_step(steps, outcomes, out, name, args.rehearsal)
         outcomes.append(run_step(report, log, budget - (time.monotonic() - start) + REPORT_RESERVE_S))
-    with tarfile.open(out / "bench-raw.tar.gz", "w:gz") as tar:
-        tar.add(raw, arcname="raw")
+    save_progress(raw, out, summary())
     shutil.rmtree(raw, ignore_errors=True)
-    summary = {"mode": "rehearsal" if args.rehearsal else "real", "budget_s": budget,
-               "seconds": time.monotonic() - start, "stopped": stopped, "report_name": name,
-               "steps": [asdict(o) for o in outcomes]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
     problems = out_problems(out)
     if args.rehearsal and not stopped:
         problems += rehearsal_problems(steps, outcomes, out, name)
@@ -308,8 +324,7 @@ def main(argv=None) -> int:
         problems += [f"{o.name}: {o.status} ({o.note})" for o in outcomes if o.status not in ("ok", "skipped")]
     if stopped:
         problems.append(stopped)
-    summary["problems"] = problems
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary.json").write_text(json.dumps({**summary(), "report_name": name, "problems": problems}, indent=1))
     table = "\n".join(f"  {o.name:<26} {o.status:<8} {o.seconds:6.1f} s / cap {o.cap:4.0f} s  {o.note}"
                       for o in outcomes)
     verdict = "OK" if not problems else "FAILED:\n  " + "\n  ".join(problems)

@@ -160,3 +160,19 @@ def test_rehearsal_verdict_needs_the_partial_file_in_the_report(tmp_path):
     md = out / "n.md"
     md.write_text(md.read_text().replace("partial", "ok"))
     assert any("does not list memory.jsonl as partial" in p for p in gpu_run.rehearsal_problems(steps, outcomes, out, "n"))
+
+
+def test_progress_is_saved_whole_after_each_step(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    out.mkdir()
+    import tarfile
+
+    (raw / "a.jsonl").write_text("{}\n")
+    gpu_run.save_progress(raw, out, {"steps": [1]})
+    (raw / "b.jsonl").write_text("{}\n")
+    gpu_run.save_progress(raw, out, {"steps": [1, 2]})
+    with tarfile.open(out / "bench-raw.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["raw", "raw/a.jsonl", "raw/b.jsonl"]
+    assert json.loads((out / "summary.json").read_text()) == {"steps": [1, 2]}
+    assert sorted(p.name for p in out.iterdir()) == ["bench-raw.tar.gz", "summary.json"]
