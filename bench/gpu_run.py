@@ -181,7 +181,7 @@ def plan(rehearsal: bool, raw: Path, python: str = sys.executable) -> list[Step]
                           cap(name, real_cap), env={"BENCH_STALL_AFTER": "1"} if stall else {},
                           expect="timeout" if stall else "ok", results=results))
     steps.append(Step("sj-implementations", [python, "bench/sj_implementations.py", "--out",
-                                             raw / "sj-implementations.json", "--timeout", "20"],
+                                             raw / "sj-implementations.json", "--timeout", "15"],
                       cap("sj-implementations", 50), expect="skipped",
                       skip_reason="SpikingJelly's CUDA implementations need CUDA" if rehearsal else ""))
     return steps
