@@ -45,7 +45,8 @@ def pytest_generate_tests(metafunc):
 def _dynamo_fresh():
     """No cache entries left from other code in this process; a recompile-limit hit raises."""
     torch._dynamo.reset()
-    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+    known = hasattr(torch._dynamo.config, "fail_on_recompile_limit_hit")  # older torch: the count alone
+    with torch._dynamo.config.patch(**({"fail_on_recompile_limit_hit": True} if known else {})):
         yield
     _COMPILED.clear()
     torch._dynamo.reset()
