@@ -6,6 +6,8 @@ touched; the state convention (no reset_net, one whole sequence per call)."""
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -223,6 +225,19 @@ def test_trains_with_im_loss_and_esg():
         esg.step()
     assert all(m.alpha == esg.k > 1.0 for m in snn.lif_layers(model))
     assert losses[-1] < losses[0]
+
+
+def test_docs_example_runs():
+    """docs/spikingjelly.md's example, executed as written."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "spikingjelly.md").read_text()
+    block = re.search(r"## Convert, then train.*?```python\n(.*?)```", text, re.S).group(1)
+    namespace = {}
+    torch.manual_seed(9)
+    exec(compile(block, "docs/spikingjelly.md", "exec"), namespace)
+    model, esg = namespace["model"], namespace["esg"]
+    assert len(snn.lif_layers(model)) == 2 and not any(isinstance(m, neuron.BaseNode) for m in model.modules())
+    assert all(m.alpha == esg.k > 1.0 for m in snn.lif_layers(model))
+    assert namespace["loss"].isfinite()
 
 
 def test_im_loss_gradient_reaches_the_weights():
