@@ -21,6 +21,7 @@ class SpikingJellyLIF(LIF):
             x, torch.zeros_like(x[0], dtype=torch.float32), 1.0 / (1.0 - self.decay), False, self.vth,
             0.0 if self.reset == "hard" else None, surrogate.Sigmoid(alpha=2.0 * self.alpha), self.detach_reset, True)
         self.u_mean = v_seq.float().mean()
+        self.forward_had_grad = torch.is_grad_enabled()
         self._rate = spikes.detach().mean(dtype=torch.float32)
         return spikes
 

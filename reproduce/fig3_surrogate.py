@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from kernels import lif_scan  # noqa: E402
 from reproduce._common import plot  # noqa: E402
-from reproduce._common.budget import RESULTS, git_sha  # noqa: E402
+from reproduce._common.budget import REFERENCE_RESULTS, REPO, RESULTS, git_sha  # noqa: E402
 
 SCRIPT = "fig3_surrogate"
 K_VALUES = (1.0, 2.0, 5.0, 10.0)
@@ -90,11 +90,18 @@ def draw(frame: pd.DataFrame, vth: float, path: Path) -> Path:
     return plot.save(fig, path)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--k", type=float, nargs="+", default=list(K_VALUES), help="the k values (default: 1 2 5 10)")
     p.add_argument("--vth", type=float, default=0.5, help="the threshold (default: 0.5, the project's)")
-    p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default: {RESULTS})")
+    p.add_argument("--out", type=Path, default=RESULTS,
+                   help=f"results folder (default: {RESULTS.relative_to(REPO)}; the committed reference results "
+                        f"are in {REFERENCE_RESULTS.relative_to(REPO)})")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     if not all(k > 0 for k in args.k):
         p.error(f"every k must be > 0, got {args.k}")

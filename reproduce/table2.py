@@ -30,8 +30,10 @@ from reproduce._common.script import budget_note, command, finish, start, walk  
 from reproduce._common.table import QUOTED, Paper, ResultsTable  # noqa: E402
 from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,  # noqa: E402
                                         data_label, measured, not_run, train_or_reason)
+from reproduce._common.variation import seed_spread  # noqa: E402
 
 SCRIPT = "table2"
+VARIATION_ROW = "c10-cifarnet-t4"  # the row trained with --seeds seeds at reduced budgets (the cheapest static row)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def dspike_cells(cost: dspike_cost.DspikeCost, history: list[dict], batch_size: 
 
 def main(argv: Optional[list[str]] = None) -> int:
     started = start(SCRIPT, __doc__, argv, [r.id for r in ROWS],
-                    ("cifar10", "cifar100", "imagenet", "cifar10-dvs"))
+                    ("cifar10", "cifar100", "imagenet", "cifar10-dvs"), variation=True)
     if started is None:
         return 0
     args, budget, selected = started
@@ -178,6 +180,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             table.add(f"peer:{data}:{method}:{arch}:T{T}", "", row=f"{data} · {method} · {arch} · T={T} [quoted]",
                       paper=Paper(acc, data), ours=QUOTED, type=kind)
         walk([r for r in ROWS if r.data == data], selected, table, run_dir, compute)
+    if budget.reduced and is_main():
+        row = next(r for r in ROWS if r.id == VARIATION_ROW)
+        note = seed_spread(row.id, row.setting, budget, args.data_root, args.runs, args.seeds)
+        if note is not None:
+            table.notes.append(note)
     return finish(table, PRINTED)
 
 

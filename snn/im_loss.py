@@ -17,8 +17,10 @@ def restricted_layers(model: nn.Module) -> list[LIF]:
       RuntimeError: none of them has run a forward; or a layer's u_mean is stale (a copy of the
         layer, an nn.DataParallel replica, ran a forward after the one that wrote it: the
         replicas' membranes never reach model, so the loss would restrict an earlier pass); or,
-        while grad is enabled and the layer is training, its u_mean has no autograd graph (its
-        forward ran under torch.no_grad()). Each message names the layer.
+        while grad is enabled and the layer is training, its last forward ran without grad (under
+        torch.no_grad(), or the layer is a copy made after its forward). A layer whose input needs
+        no gradient (a frozen stem) ran with grad and is restricted as usual: its term is a
+        constant. Each message names the layer.
     """
     every = lif_layers(model)  # TypeError when model is not an nn.Module
     named = [(name, m) for name, m in model.named_modules() if isinstance(m, LIF) and m.im]
@@ -39,11 +41,11 @@ def restricted_layers(model: nn.Module) -> list[LIF]:
                            f"call the model's forward before im_loss(model)")
     if torch.is_grad_enabled():
         for name, m in ran:
-            if m.training and not m.u_mean.requires_grad:
+            if m.training and not m.forward_had_grad:
                 raise RuntimeError(
-                    f"IM-Loss: LIF layer {name!r} is training with grad enabled but its u_mean has no autograd "
-                    f"graph: its last forward ran under torch.no_grad() / torch.inference_mode() (or on an input "
-                    f"that needs no gradient), so IM-Loss would add no gradient. Run the forward with grad "
+                    f"IM-Loss: LIF layer {name!r} is training with grad enabled but its last forward ran "
+                    f"without grad (under torch.no_grad() / torch.inference_mode(), or this model is a copy "
+                    f"made after its forward), so IM-Loss would add no gradient. Run the forward with grad "
                     f"enabled before im_loss(model), or read the value under torch.no_grad() or in eval mode.")
     return [m for _, m in ran]
 

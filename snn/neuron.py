@@ -46,18 +46,28 @@ class LIF(nn.Module):
     ('auto', 'naive', 'torch', 'cpu', 'triton').
     compact_state: keep a bf16 membrane plus spike bits for the backward (fused backends).
     im: whether `snn.im_loss` restricts this layer (False for LIFs inside residual branches).
+    sample_dims: the number of dimensions of one sample, so that an input is exactly
+      `[T, B, *sample]` with 2 + sample_dims dimensions; None (default) accepts the two layouts
+      the paper's networks feed a LIF: `[T, B, C, H, W]` after a convolution and `[T, B, F]`
+      after an FC layer. Any other rank is refused (ValueError), so that a single-step batch
+      such as `[B, C, H, W]` is never scanned over its batch dimension as if it were time; give
+      sample_dims for other layouts (2 for `[T, B, C, L]`, 0 for `[T, N]`).
 
     After each forward:
       u_mean       0-d fp32 tensor, mean pre-reset membrane of that call (differentiable)
       spike_rate   float, fraction of spikes of that call (read lazily; no device sync at forward)
-    Both are None before the first forward. `u_mean_is_current` is False when a copy sharing this
+    Both are None before the first forward. A copy (`copy.deepcopy`, pickling) keeps u_mean's
+    value without its autograd graph, so a model can be copied at any point, also between a
+    forward and its backward (best-model snapshots, `torch.optim.swa_utils.AveragedModel`, EMA);
+    the copy counts as having run no forward with grad, so `snn.im_loss` on it in training asks
+    for a forward first. `u_mean_is_current` is False when a copy sharing this
     layer's attributes (an nn.DataParallel replica) ran a forward after the one that wrote u_mean;
     forwards inside torch.compile'd code are not counted (a traced counter would recompile each call).
     """
 
     def __init__(self, vth: float = 0.5, decay: float = 0.25, surrogate: str = "tanh", alpha: float = 1.0,
                  reset: str = "hard", detach_reset: bool = False, im: bool = True, backend: str = "auto",
-                 compact_state: bool = False):
+                 compact_state: bool = False, sample_dims: int | None = None):
         super().__init__()
         p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=alpha, reset=reset,
                       detach_reset=detach_reset)  # validates, with errors naming the argument
@@ -66,12 +76,16 @@ class LIF(nn.Module):
         for name, flag in (("im", im), ("compact_state", compact_state)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
+        if sample_dims is not None and (isinstance(sample_dims, bool) or not isinstance(sample_dims, int)
+                                        or sample_dims < 0):
+            raise ValueError(f"sample_dims must be None or an int >= 0 (dimensions of one sample), got {sample_dims!r}")
         if compact_state and backend == "naive":
             raise ValueError("compact_state=True needs a fused backend ('auto', 'torch', 'cpu' or 'triton'), "
                              "got backend='naive'")
         self._store(p)
-        self.im, self.backend, self.compact_state = im, backend, compact_state
+        self.im, self.backend, self.compact_state, self.sample_dims = im, backend, compact_state, sample_dims
         self.u_mean: torch.Tensor | None = None
+        self.forward_had_grad = False  # whether the forward that wrote u_mean ran with grad enabled
         self._rate: torch.Tensor | None = None
         self._forwards = ForwardCount()  # shared with DataParallel replicas (see ForwardCount)
         self._forward_index = 0  # which of those forwards wrote this module's u_mean (0: none)
@@ -99,12 +113,36 @@ class LIF(nn.Module):
         """Fraction of 1s among the spikes of the last forward (None before the first)."""
         return None if self._rate is None else self._rate.item()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [T, B, ...] input current -> spikes [T, B, ...] (0/1, x.dtype)."""
+    def __getstate__(self) -> dict:
+        """The module's state for copy.deepcopy and pickle: u_mean without its autograd graph (a
+        non-leaf tensor cannot be deep-copied, and a copy does not own the original's graph)."""
+        state = dict(super().__getstate__())
+        if state.get("u_mean") is not None:
+            state["u_mean"] = state["u_mean"].detach()
+            state["forward_had_grad"] = False
+        return state
+
+    def _check_input(self, x) -> None:
+        """Refuses an input that cannot be [T, B, *sample] (see the class docstring, sample_dims)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"LIF input must be a torch.Tensor of shape [T, B, ...], got {type(x).__name__}")
-        if x.dim() < 2:
-            raise ValueError(f"LIF input must have shape [T, B, ...] (at least 2 dims), got shape {tuple(x.shape)}")
+        if self.sample_dims is not None:
+            if x.dim() != 2 + self.sample_dims:
+                raise ValueError(f"LIF(sample_dims={self.sample_dims}) takes [T, B, *sample] inputs with "
+                                 f"{2 + self.sample_dims} dimensions, got shape {tuple(x.shape)}")
+        elif x.dim() not in (3, 5):
+            raise ValueError(
+                f"LIF input must be time-major, [T, B, C, H, W] (after a convolution) or [T, B, F] (after an FC "
+                f"layer), got shape {tuple(x.shape)} with {x.dim()} dimensions. A single-step batch such as "
+                f"[B, C, H, W] would be scanned over its batch dimension as if it were time: add the time "
+                f"dimension (x.unsqueeze(0) for one timestep) or, for another layout, construct "
+                f"LIF(sample_dims=k) for [T, B, *sample] inputs with k sample dimensions.")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [T, B, *sample] input current -> spikes of the same shape (0/1, x.dtype); see
+        sample_dims in the class docstring for the ranks accepted (ValueError otherwise)."""
+        self._check_input(x)
+        self.forward_had_grad = torch.is_grad_enabled()
         spikes, self.u_mean = lif_scan(x, vth=self.vth, decay=self.decay, surrogate=self.surrogate,
                                        alpha=self.alpha, reset=self.reset, detach_reset=self.detach_reset,
                                        backend=self.backend, compact_state=self.compact_state)
@@ -117,7 +155,8 @@ class LIF(nn.Module):
     def extra_repr(self) -> str:
         return (f"vth={self.vth}, decay={self.decay}, surrogate={self.surrogate!r}, alpha={self.alpha:g}, "
                 f"reset={self.reset!r}, detach_reset={self.detach_reset}, im={self.im}, backend={self.backend!r}"
-                + (", compact_state=True" if self.compact_state else ""))
+                + (", compact_state=True" if self.compact_state else "")
+                + (f", sample_dims={self.sample_dims}" if self.sample_dims is not None else ""))
 
 
 def lif_layers(model: nn.Module) -> list[LIF]:

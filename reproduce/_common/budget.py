@@ -24,8 +24,11 @@ from snn.data.cifar10_dvs import find_cifar10_dvs
 from snn.data.imagenet import find_imagenet
 
 REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "reproduce" / "results"
 RUNS = REPO / "runs" / "reproduce"
+# A run writes its tables and figures outside the tracked tree by default; the committed
+# reference results are rewritten only on purpose, with --out reproduce/results.
+RESULTS = RUNS / "results"
+REFERENCE_RESULTS = REPO / "reproduce" / "results"
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,8 @@ BUDGETS = {
 }
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """The flags every training script takes."""
+def parser(description: str, variation: bool = False) -> argparse.ArgumentParser:
+    """The flags every training script takes; variation: also --seeds (see _common/variation.py)."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", choices=tuple(BUDGETS),
                    help="paper, smoke or tiny (default: paper when a CUDA device and one of the script's "
@@ -90,9 +93,15 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--rows", help="comma-separated row ids or globs to run (see --list); others are skipped")
     p.add_argument("--list", action="store_true", help="print the row ids and exit")
     p.add_argument("--data-root", default="data", help="folder holding the datasets (paper budget; default: data)")
-    p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default: {RESULTS})")
+    p.add_argument("--out", type=Path, default=RESULTS,
+                   help=f"results folder (default: {RESULTS.relative_to(REPO)}; the committed reference results "
+                        f"are in {REFERENCE_RESULTS.relative_to(REPO)})")
     p.add_argument("--runs", type=Path, default=RUNS,
                    help=f"training run folders, checkpoints included, for resuming (default: {RUNS})")
+    if variation:
+        p.add_argument("--seeds", type=int, default=3,
+                       help="at the smoke and tiny budgets, train one row with this many seeds and state the "
+                            "run-to-run variation in the table's notes (default: 3; 0 or 1: skip)")
     return p
 
 

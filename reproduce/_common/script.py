@@ -17,9 +17,12 @@ def command(script: str, argv: Optional[list[str]]) -> str:
 
 
 def start(script: str, description: str, argv: Optional[list[str]], ids: list[str],
-          datasets: tuple[str, ...]):
-    """Parse argv -> (args, budget, selected ids), printing the budget and why; None after --list."""
-    args = parser(description).parse_args(argv)
+          datasets: tuple[str, ...], variation: bool = False):
+    """Parse argv -> (args, budget, selected ids), printing the budget and why; None after --list.
+    variation: the script takes --seeds (see _common/variation.py)."""
+    args = parser(description, variation).parse_args(argv)
+    if variation and args.seeds < 0:
+        raise SystemExit(f"--seeds must be >= 0, got {args.seeds}")
     if args.list:
         print("\n".join(ids))
         return None
@@ -31,16 +34,18 @@ def start(script: str, description: str, argv: Optional[list[str]], ids: list[st
 def walk(rows: list, selected: list[str], table: ResultsTable, run_dir: Callable[[object], Path],
          compute: Callable[[object, str], None]) -> None:
     """For each row (an object with an .id) in order: reuse the finished row of the previous files
-    with the same run id (the run folder's name) when that run folder exists on this machine, else
-    compute(row, run id) when selected (it adds the row), else skip it. Rows finished elsewhere (the
-    committed results of a fresh clone) are measured again here."""
+    with the same run id (the run folder's name) when it was measured from the run that folder
+    holds now (ResultsTable.finished), marked reused; else compute(row, run id) when selected (it
+    adds the row), else skip it. Rows finished elsewhere (another machine's results, a folder
+    trained again since, or by another row of this invocation) are measured again here."""
     for row in rows:
         folder = run_dir(row)
         key = folder.name
-        previous = table.finished(row.id, key) if folder.exists() else None
+        table.track(key, folder)
+        previous = table.finished(row.id, key)
         if previous is not None:
-            table.keep(previous)
-            print(f"  {row.id}: finished in {table.csv.name}, reused", flush=True)
+            table.reuse(previous)
+            print(f"  {row.id}: finished in {table.csv.name} at git {previous['git sha']}, reused", flush=True)
         elif row.id in selected:
             compute(row, key)
 

@@ -10,6 +10,7 @@ is only quoted). Anything else raises TypeError, so a paper number cannot reach 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import tempfile
 import warnings
@@ -22,9 +23,24 @@ import pandas as pd
 from .budget import Budget, git_sha, is_main
 
 COLUMNS = ["row", "paper value", "ours", "difference", "epochs", "wall time", "images/s", "device", "budget",
-           "git sha"]
-KEYS = ["row id", "run id", "status"]  # CSV only: what a rerun matches finished rows by
+           "git sha", "measured"]
+KEYS = ["row id", "run id", "run stamp", "status"]  # CSV only: what a rerun matches finished rows by
 DONE, QUOTE = "done", "quoted"
+REUSED = " (reused)"  # appended to the "measured" date of a row taken from an earlier invocation
+REUSED_NOTE = ("rows whose `measured` date says (reused) were measured by an earlier invocation, at the git sha "
+               "and date shown, from the same run folder, unchanged since (same metrics.csv digest); the "
+               "others were measured by this one.")
+
+
+def run_stamp(folder: Path) -> str:
+    """12 hex digits of the SHA-256 of a run folder's metrics.csv ('' when it has none).
+
+    snn.train rewrites metrics.csv after every epoch, with each epoch's measured seconds, so the
+    stamp changes whenever the run trains again (also when it is deleted and trained anew with
+    the same settings): a finished row is reused only while its run folder still holds the run
+    it was measured from."""
+    path = Path(folder) / "metrics.csv"
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else ""
 
 
 @dataclass(frozen=True)
@@ -96,12 +112,18 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _now() -> str:
+    return datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
 class ResultsTable:
     """<out>/<script>-<budget tag>.{csv,md}: the COLUMNS, then the script's extra columns.
 
     Rows are added in order and the files rewritten after each; until `close()`, the finished rows
     of the previous files not added again yet stay in them, so a run killed at any point loses no
-    finished row. `finished(row_id, run_id)` returns a finished row of the previous files to reuse.
+    finished row. `track(run_id, folder)` names the run folder a run id's rows are measured from;
+    `finished(row_id, run_id)` returns a finished row of the previous files to reuse, only when its
+    run stamp (see run_stamp) is the tracked folder's current one, and `reuse` adds it marked.
     """
 
     def __init__(self, out: Path, script: str, budget: Budget, title: str, extra: list[str], notes: list[str],
@@ -113,6 +135,7 @@ class ResultsTable:
         self.rows: list[dict] = []
         self.sha = git_sha()
         self._previous = self._read_previous()
+        self._folders: dict[str, Path] = {}
 
     def _read_previous(self) -> dict:
         """The finished rows of the previous CSV by (row id, run id); {} when there is none or it is
@@ -128,9 +151,29 @@ class ResultsTable:
             return {}
         return {(r["row id"], r["run id"]): r for r in frame.to_dict("records") if r["status"] == DONE}
 
+    def track(self, run_id: str, folder: Path) -> None:
+        """Rows added or reused under run_id are measured from the run folder `folder`."""
+        self._folders[run_id] = Path(folder)
+
+    def _stamp(self, run_id: str) -> str:
+        folder = self._folders.get(run_id)
+        return "" if folder is None else run_stamp(folder)
+
     def finished(self, row_id: str, run_id: str) -> Optional[dict]:
-        """The previous files' finished row for this id and run settings, or None."""
-        return self._previous.get((row_id, run_id))
+        """The previous files' finished row for this id and run settings, measured from the run now
+        in the tracked folder of run_id (same run stamp); else None."""
+        previous = self._previous.get((row_id, run_id))
+        stamp = self._stamp(run_id)
+        if previous is None or not stamp or previous.get("run stamp", "") != stamp:
+            return None
+        return previous
+
+    def reuse(self, previous: dict) -> dict:
+        """Add a finished row of the previous files (from `finished`), its date marked reused."""
+        when = previous.get("measured", "").removesuffix(REUSED) or "unknown date"
+        if REUSED_NOTE not in self.notes:
+            self.notes.append(REUSED_NOTE)
+        return self.keep({**previous, "measured": when + REUSED})
 
     def add(self, row_id: str, run_id: str, *, row: str, paper: Optional[Paper], ours: Ours,
             epochs="", wall="", images="", device="", **extra) -> dict:
@@ -149,7 +192,9 @@ class ResultsTable:
                  "difference": difference(paper, ours), "epochs": epochs, "wall time": wall, "images/s": images,
                  "device": device, "budget": self.budget.tag if not isinstance(ours, Quoted) else "",
                  "git sha": self.sha if isinstance(ours, Measured) else "",
-                 **{c: extra.get(c, "") for c in self.extra}, "row id": row_id, "run id": run_id, "status": status}
+                 "measured": _now() if isinstance(ours, Measured) else "",
+                 **{c: extra.get(c, "") for c in self.extra}, "row id": row_id, "run id": run_id,
+                 "run stamp": self._stamp(run_id) if isinstance(ours, Measured) else "", "status": status}
         return self.keep(cells)
 
     def keep(self, cells: dict) -> dict:
@@ -177,7 +222,7 @@ class ResultsTable:
         if not is_main():
             return
         _write_atomic(self.csv, self.frame(pending).to_csv(index=False))
-        when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        when = _now()
         lines = [f"# {self.title}", "", f"**Budget `{self.budget.tag}`**: {self.budget.description}.", "",
                  self.markdown(pending=pending), "", *[f"- {n}" for n in self.notes], "",
                  f"Written {when} by `{self.command}` at git {self.sha}."]

@@ -50,6 +50,8 @@ examples:
   python -m snn.train                                     # digits on CPU
   python -m snn.train --preset paper-cifar10 --data-root ~/data --out runs/r19-c10
   python -m snn.train --preset paper-cifar10 --data-root ~/data --out runs/r19-c10 --resume
+  python -m snn.train --preset paper-cifar10 --data-root ~/data --out runs/r19-c10-more \
+      --init-from runs/r19-c10/last.pt --epochs 50 --lr 0.01     # train a finished run further
   python -m snn.train --model resnet19 --dataset cifar10 --T 4 --epochs 300 --batch-size 128 \\
       --lr 0.1 --norm tdbn --surrogate esg --im-lambda 2 --data-root ~/data --out runs/r19
   torchrun --nproc_per_node=8 -m snn.train --preset paper-imagenet --data-root /data --out runs/r34"""
@@ -136,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--out", "run directory (default: runs/MODEL-DATASET-SURROGATE-TT-seedS)", metavar="DIR")
     add(g, "--resume", "continue the run in --out from its last.pt (exactly, on CPU); starts fresh when "
         "there is none", action="store_true")
+    add(g, "--init-from", "start a new run from the model weights of a checkpoint written by snn.train "
+        "(last.pt or best.pt of another run; optimizer, LR schedule, ESG and epochs start afresh): fine-tuning, "
+        "or training a finished run further", metavar="CKPT")
     add(g, "--progress", "progress bar with ETA and images/s", action=argparse.BooleanOptionalAction)
     return p
 

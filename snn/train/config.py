@@ -140,6 +140,7 @@ class Config:
     workers: Optional[int] = None
     out: Optional[str] = None
     resume: bool = False
+    init_from: Optional[str] = None
     progress: bool = True
 
     def __post_init__(self):
@@ -164,6 +165,8 @@ class Config:
             _bool(name, getattr(self, name))
         if self.clip_grad is not None:
             _real("clip_grad", self.clip_grad, 0, strict=True)
+        if self.init_from is not None and not isinstance(self.init_from, str):
+            raise TypeError(f"init_from must be the path of a checkpoint as a str, got {type(self.init_from).__name__}")
         if self.input_size is not None:
             _int("input_size", self.input_size, 1)
         if self.workers is not None:

@@ -244,12 +244,38 @@ def _surrogate_k(cfg: Config, esg: Optional[ESG]) -> Optional[float]:
 
 
 def _check_resumable(saved: dict, cfg: Config, path: Path) -> None:
-    """Refuse to resume a checkpoint trained with other settings, naming the fields that differ."""
+    """Refuse to resume a checkpoint trained with other settings, naming the fields that differ.
+
+    A run trained for other epochs cannot be resumed either: its cosine LR period and ESG's N are
+    its epochs, so the message points to --init-from, which starts a new run from its weights."""
     mine = cfg.identity()
-    differ = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k) != v]
+    differ = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k, None) != v]
     if differ:
+        further = (f". To train it further, start a new run from its weights: --init-from {path} --epochs N "
+                   f"--out NEW_FOLDER" if any(d.startswith("epochs:") for d in differ) else "")
         raise ConfigError(f"cannot resume {path}: it was trained with other settings ({'; '.join(differ)}); "
-                         f"use the same settings or another --out")
+                          f"use the same settings or another --out{further}")
+
+
+def _init_weights(model: nn.Module, path: Path) -> None:
+    """Load the model weights of the snn.train checkpoint at path into model (--init-from).
+
+    Raises checkpoint.CheckpointError for a missing, unreadable or damaged file, ConfigError when
+    its weights do not fit this model (naming the missing, unexpected or mis-shaped entries)."""
+    if not path.is_file():
+        raise ConfigError(f"--init-from {path}: no such file; give the last.pt or best.pt of an earlier run")
+    weights = checkpoint.load(path, keys=("model",))["model"]
+    mine = model.state_dict()
+    missing, unexpected = sorted(set(mine) - set(weights)), sorted(set(weights) - set(mine))
+    shapes = [f"{k} {tuple(weights[k].shape)} vs {tuple(mine[k].shape)}" for k in sorted(set(mine) & set(weights))
+              if weights[k].shape != mine[k].shape]
+    if missing or unexpected or shapes:
+        parts = [f"{what}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}" for what, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("other shapes (checkpoint vs model)", shapes))
+                 if keys]
+        raise ConfigError(f"--init-from {path}: its weights do not fit this model ({'; '.join(parts)}); use the "
+                          f"checkpoint's --model, --width, --norm, --bias and dataset")
+    model.load_state_dict(weights)
 
 
 def _resume(tr: Training, cfg: Config, ctx: Context, path: Path) -> list[dict]:
@@ -364,8 +390,11 @@ def _run(cfg: Config, ctx: Context) -> Results:
     train_set, val_set, test_set, info = build_data(cfg, ctx)
 
     def checked_model():
-        net = build_model(cfg, info).to(ctx.device, memory_format=torch.channels_last if settings.channels_last
-                                        else torch.preserve_format)
+        net = build_model(cfg, info)
+        if cfg.init_from is not None:
+            _init_weights(net, Path(cfg.init_from))
+        net = net.to(ctx.device, memory_format=torch.channels_last if settings.channels_last
+                     else torch.preserve_format)
         preflight(net, test_set[0][0], settings, cfg)
         return net
 

@@ -1,7 +1,7 @@
 """lif_scan under torch.compile and on meta tensors: whole SNNs compiled with fullgraph=True against
 eager (logits and every parameter gradient), the custom ops' fake implementations, opcheck.
 
-The fault these tests pin (issue 12): Inductor's layout optimization gives convolution gradients
+The fault these tests pin: Inductor's layout optimization gives convolution gradients
 a channels_last layout at run time; a fused backend that decided layouts while being traced read
 the upstream spike gradient in the wrong order, so every parameter below the fourth LIF of
 CIFARNet got a gradient off by a relative L2 error above 1 (with equal logits).
@@ -25,17 +25,21 @@ GRAD_RTOL = 1e-5  # relative L2 error of each parameter gradient, compiled vs ea
 
 
 @pytest.fixture(autouse=True)
-def fresh_dynamo(monkeypatch):
+def fresh_dynamo():
     """Every test compiles its own model from scratch (no recompile limit carried across tests), with
-    Inductor's channels_last layout optimization forced on (the issue's trigger, which its
-    heuristic otherwise only picks for some graphs)."""
-    monkeypatch.setattr(torch._inductor.config, "force_layout_optimization", True)
+    Inductor's channels_last layout optimization forced on (the fault's trigger, which its
+    heuristic otherwise only picks for some graphs).
+
+    The settings go through torch's own `config.patch`, which restores each value as it found it:
+    pytest's monkeypatch undoes a setattr on these config modules by deleting the attribute
+    (pytest >= 9.2), which breaks every later compile in the process."""
     # The AOTAutograd cache keys on the forward graph, not on the source of an op's autograd
     # formula: an edited formula would be served stale. Inductor's FX graph cache keys on the
     # traced graphs themselves and stays on.
-    monkeypatch.setattr(torch._functorch.config, "enable_autograd_cache", False)
-    torch._dynamo.reset()
-    yield
+    with torch._inductor.config.patch(force_layout_optimization=True), \
+            torch._functorch.config.patch(enable_autograd_cache=False):
+        torch._dynamo.reset()
+        yield
     torch._dynamo.reset()
 
 

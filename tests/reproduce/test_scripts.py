@@ -3,6 +3,7 @@ with the expected columns, labels its rows tiny, and a rerun reuses finished row
 
 import argparse
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from reproduce import fig2_spike_rate, fig3_surrogate, fig4_esg, table1, table2
+from reproduce._common import budget
 from reproduce._common.budget import choose
 from reproduce._common.table import COLUMNS, KEYS
 
@@ -44,11 +46,21 @@ def test_table2_tiny_and_rerun(tiny_args, tmp_path, capsys):
     peers = frame[frame.status == "quoted"]
     assert len(peers) == sum(len(p) for p in table2.PEERS.values())
     assert (peers.ours.str.startswith("-")).all() and (peers.budget == "").all()
-    assert "TINY" in (out / "table2-tiny.md").read_text()
+    md = (out / "table2-tiny.md").read_text()
+    assert "TINY" in md
+    # the variation row trained with seeds 0..2: three accuracies in the note, seed 0's its own row's
+    note = next(line for line in md.splitlines() if "run-to-run variation" in line)
+    accs = [float(a) for a in __import__("re").findall(r"(\d+\.\d\d)%", note.split("gave")[1].split("(")[0])]
+    row_acc = float(ours[ours["row id"] == table2.VARIATION_ROW].ours.iloc[0].split("%")[0])
+    assert len(accs) == 3 and accs[0] == row_acc
+    assert f"max - min {max(accs) - min(accs):.2f} pp" in note
     capsys.readouterr()
     assert table2.main(tiny_args) == 0  # a rerun picks every finished row up from the CSV
-    assert capsys.readouterr().out.count("reused") == len(table2.ROWS)
-    assert read(out / "table2-tiny.csv").equals(frame)
+    assert capsys.readouterr().out.count(", reused\n") == len(table2.ROWS)
+    again = read(out / "table2-tiny.csv")
+    reused = again.status == "done"
+    assert (again.measured[reused] == frame.measured[reused] + " (reused)").all()
+    assert again.drop(columns="measured").equals(frame.drop(columns="measured"))
 
 
 def test_table1_tiny(tiny_args, tmp_path):
@@ -114,3 +126,16 @@ def test_default_budget_is_smoke_without_a_gpu():
     assert budget.tag == "smoke" and why == "no CUDA device"
     budget, _ = choose(argparse.Namespace(budget="paper", epochs=3, width=0.5, data_root="data"), ("cifar10",))
     assert budget.tag == "paper-e3-w0.5" and budget.epochs == 3 and budget.width == 0.5
+
+
+@pytest.mark.parametrize("make_parser", [lambda: budget.parser("table2", variation=True), fig3_surrogate.parser],
+                         ids=["training-scripts", "fig3"])
+def test_default_results_folder_is_outside_the_tracked_tree(make_parser):
+    """`make run` must not rewrite the committed reference results: the scripts' default --out is
+    a folder git ignores (asked of git itself), not reproduce/results."""
+    out = make_parser().parse_args([]).out.resolve()
+    repo = Path(budget.__file__).resolve().parents[2]
+    assert out != (repo / "reproduce" / "results").resolve()
+    probe = out / "table2-smoke.csv"
+    ignored = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", str(probe)], check=False)
+    assert ignored.returncode == 0, f"{probe} is not ignored by git"

@@ -118,12 +118,34 @@ def test_im_loss_raises_when_a_training_forward_ran_without_grad():
     x = torch.randn(3, 8, 4)
     with torch.no_grad():
         model(x)
-    with pytest.raises(RuntimeError, match=r"LIF layer '1' is training with grad enabled but its u_mean has no "
-                                           r"autograd graph"):
+    with pytest.raises(RuntimeError, match=r"LIF layer '1' is training with grad enabled but its last forward "
+                                           r"ran without grad"):
         snn.im_loss(model)
     with torch.no_grad():  # reading the value is fine
         value = snn.im_loss(model)
     assert snn.im_loss(model.eval()).item() == value.item()  # so is evaluating
+
+
+def test_a_frozen_stem_trains_with_im_loss():
+    """Fine-tuning with the first layers frozen: the first LIF's input needs no gradient, yet its
+    forward ran with grad enabled, so IM-Loss is computed (that layer's term a constant) and the
+    trainable layer gets the gradient of its own term, checked against the hand formula
+    d/dW2 of (mean(u2) - vth)^2 / 2 computed through autograd on lif_scan alone."""
+    from kernels import lif_scan
+
+    model = two_lif_net().train()
+    model[0].weight.requires_grad_(False)  # frozen stem
+    x = torch.randn(3, 8, 4, generator=torch.Generator().manual_seed(4))
+    model(x)
+    assert not model[1].u_mean.requires_grad
+    loss = snn.im_loss(model)
+    loss.backward()
+    assert model[0].weight.grad is None
+    w2 = model[2].weight.detach().clone().requires_grad_()
+    spikes1, u1 = lif_scan(x @ model[0].weight.T, backend="naive")
+    _, u2 = lif_scan(spikes1 @ w2.T, backend="naive")
+    (((u1 - 0.5) ** 2 + (u2 - 0.5) ** 2) / 2).backward()
+    torch.testing.assert_close(model[2].weight.grad, w2.grad)
 
 
 def test_im_loss_errors():
