@@ -16,7 +16,7 @@ SpikingJelly (spikingjelly.activation_based, version 2.0) is an optional depende
 With V_reset = 0 (the only hard reset accepted) this is `kernels.lif_scan` with u(t) = H(t):
 
     decay = 1 - 1/tau (LIF), 1 - sigmoid(w) (PLIF), 1 (IF);   vth = v_threshold
-    input  X(t) / tau (LIF with decay_input=True, as x * input_gain), X(t) otherwise
+    input  X(t) / tau (LIF with decay_input=True; ConvertedLIF's x * input_gain), X(t) otherwise
     reset  'hard' for v_reset=0.0, 'soft' for v_reset=None;   detach_reset as given
 
 so a converted layer's `u_mean` is the mean of SpikingJelly's pre-reset H, in its units, which is
@@ -72,23 +72,35 @@ class ConversionError(ValueError):
     """A SpikingJelly model has settings with no exact `snn.LIF` equivalent (one line per module)."""
 
 
-class DecayInputLIF(LIF):
-    """An `snn.LIF` whose input is scaled by input_gain before the scan: SpikingJelly's
-    decay_input=True charge H = V + (X - V) / tau leaks the input too, by 1/tau (sigmoid(w) for
-    ParametricLIFNode), and `kernels.lif_scan` has no input scale.
+class ConvertedLIF(LIF):
+    """The `snn.LIF` that replaces a SpikingJelly node: it scales its input by input_gain before
+    the scan, and, like SpikingJelly's multi-step nodes, takes any `[T, B, ...]` shape.
 
-    input_gain: the factor, in (0, 1); the other arguments as `snn.LIF`. forward: x [T, B, ...]
-    -> spikes [T, B, ...]; u_mean is the mean of the pre-reset membrane H."""
+    input_gain: 1/tau for decay_input=True (sigmoid(w) for ParametricLIFNode), whose charge
+    H = V + (X - V) / tau leaks the input too, while `kernels.lif_scan` has no input scale; 1.0
+    otherwise. Other arguments as `snn.LIF`. forward: x [T, B, ...] (any number of dimensions
+    >= 2, ValueError otherwise) -> spikes of x's shape; an input that `snn.LIF` takes as it is ([T, B, C, H, W],
+    [T, B, F], or the rank of sample_dims) goes through unchanged, any other is scanned as
+    [T, B, -1] (per-neuron, so the same scan) and reshaped back. u_mean is the mean of the
+    pre-reset membrane H."""
 
-    def __init__(self, input_gain: float, **lif_kwargs):
+    def __init__(self, input_gain: float = 1.0, **lif_kwargs):
         super().__init__(**lif_kwargs)
-        if isinstance(input_gain, bool) or not isinstance(input_gain, (int, float)) or not 0 < input_gain < 1:
-            raise ValueError(f"input_gain must be a real number in (0, 1) (1/tau of decay_input=True), "
+        if isinstance(input_gain, bool) or not isinstance(input_gain, (int, float)) or not 0 < input_gain <= 1:
+            raise ValueError(f"input_gain must be a real number in (0, 1] (1/tau of decay_input=True, else 1), "
                              f"got {input_gain!r}")
         self.input_gain = float(input_gain)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x * self.input_gain if isinstance(x, torch.Tensor) else x)
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            raise ValueError(f"a converted SpikingJelly layer takes a time-major tensor [T, B, ...] with at least 2 "
+                             f"dimensions (the whole sequence in one call), got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        if self.input_gain != 1.0:
+            x = x * self.input_gain
+        if self.sample_dims is not None or x.dim() in (3, 5):
+            return super().forward(x)
+        return super().forward(x.reshape(x.shape[0], x.shape[1], -1)).reshape(x.shape)
 
     def extra_repr(self) -> str:
         return f"input_gain={self.input_gain:g}, " + super().extra_repr()
@@ -103,7 +115,7 @@ class Mapping:
 
     def build(self, *, im: bool, backend: str) -> LIF:
         kwargs = dict(dataclasses.asdict(self.params), im=im, backend=backend)
-        return LIF(**kwargs) if self.input_gain == 1.0 else DecayInputLIF(self.input_gain, **kwargs)
+        return ConvertedLIF(self.input_gain, **kwargs)
 
 
 def _sj():
@@ -246,14 +258,14 @@ def plan(model: nn.Module) -> dict[nn.Module, Mapping]:
 
 def convert(model: nn.Module, *, backend: str = "auto", im: bool = True) -> nn.Module:
     """Replace every SpikingJelly LIFNode / IFNode / ParametricLIFNode (frozen w) of model, in
-    place, by an `snn.LIF` (a `DecayInputLIF` for decay_input=True) with the same equations (see
-    the module docstring), keeping every other module, weight and the train/eval mode; returns
+    place, by a `ConvertedLIF` (an `snn.LIF`) with the same equations (see the module docstring), keeping every other module, weight and the train/eval mode; returns
     model, ready for `snn.im_loss(model)` and `snn.ESG(model, ...)`.
 
     backend: the LIFs' `kernels.lif_scan` backend, one of kernels.BACKENDS. im: each converted
     LIF's `im` flag (set `.im = False` afterwards on layers IM-Loss should leave alone, e.g. inside
     residual branches). A node registered at several paths becomes one LIF at all of them.
-    The converted model is stateless per call: input [T, B, ...] with the whole sequence.
+    The converted model is stateless per call: input [T, B, ...] with the whole sequence (any
+    shape a SpikingJelly multi-step node takes).
 
     Raises ConversionError (a ValueError) before changing anything when any stateful module has
     no exact equivalent, with its path and setting; ValueError / TypeError for backend or im;
@@ -275,4 +287,4 @@ def convert(model: nn.Module, *, backend: str = "auto", im: bool = True) -> nn.M
     return model
 
 
-__all__ = ["convert", "plan", "mapping_of", "surrogate_of", "ConversionError", "DecayInputLIF", "Mapping"]
+__all__ = ["convert", "plan", "mapping_of", "surrogate_of", "ConversionError", "ConvertedLIF", "Mapping"]

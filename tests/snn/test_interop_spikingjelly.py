@@ -139,6 +139,24 @@ def test_torch_compile_matches():
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5 * a.abs().max().item())
 
 
+@pytest.mark.parametrize("shape", [(4, 6, 3, 10), (4, 30), (4, 2, 3, 2, 2, 2)])
+def test_any_time_major_shape_like_spikingjelly(shape):
+    """SpikingJelly's multi-step nodes take any [T, ...]; so does the converted layer (e.g. after a
+    Conv1d, [T, B, C, L]), spikes and input gradient equal to the original's."""
+    x0 = torch.randn(shape, generator=torch.Generator().manual_seed(10)) * 2.0
+    spikes, grads = [], []
+    for model in (nn.Sequential(SUPPORTED["lif-tau3-sigmoid2"]()),
+                  sj.convert(nn.Sequential(SUPPORTED["lif-tau3-sigmoid2"]()))):
+        x = x0.clone().requires_grad_()
+        s = model(x)
+        (s * torch.arange(s.numel()).reshape(s.shape).cos()).sum().backward()
+        spikes.append(s.detach())
+        grads.append(x.grad)
+    assert spikes[1].shape == x0.shape and 0 < spikes[0].mean() < 1
+    assert torch.equal(spikes[0], spikes[1])
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5 * grads[0].abs().max().item())
+
+
 def _membrane_mean(node_factory, x):
     """Mean of SpikingJelly's pre-reset H, rebuilt with its public charge function from the
     post-reset v_seq it stores: H(t) = lif_charge(X(t), V(t-1))."""
@@ -198,7 +216,7 @@ def test_convert_keeps_modules_weights_mode_and_sharing():
               if not isinstance(m, (neuron.BaseNode, surrogate.SurrogateFunctionBase))}
     out = sj.convert(model, backend="torch", im=False)
     assert out is model
-    assert model[1] is model.again and isinstance(model[1], sj.DecayInputLIF)
+    assert model[1] is model.again and isinstance(model[1], sj.ConvertedLIF)
     assert all(dict(model.named_modules())[name] is m for name, m in others.items())
     assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
     assert all(not m.training and not m.im and m.backend == "torch" for m in snn.lif_layers(model))
@@ -381,4 +399,6 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="im must be a bool"):
         sj.convert(conv_net(SUPPORTED["lif-default"]), im=1)
     with pytest.raises(ValueError, match="input_gain"):
-        sj.DecayInputLIF(input_gain=1.5)
+        sj.ConvertedLIF(input_gain=1.5)
+    with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\] with at least 2 dimensions.*\(5,\)"):
+        sj.convert(nn.Sequential(neuron.LIFNode(step_mode="m")))(torch.ones(5))
