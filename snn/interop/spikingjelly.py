@@ -28,6 +28,9 @@ exact equivalent (d/dx of SpikingJelly's primitive function g(x), x = H - v_thre
     surrogate.Rect(alpha)                 alpha on |x| < 0.5 / alpha  -> 'rect' with 1 / alpha
     surrogate.PiecewiseLeakyReLU(w, c=0)  1 / (2w) on |x| < w        -> 'rect' with 2 w
 
+SpikingJelly's multi-step `layer.Dropout` / `layer.Dropout2d` keep their mask until reset_net;
+they become a `SequenceDropout`, which draws the same mask once per call.
+
 Everything else is refused before the model is touched (`ConversionError`, naming each module's
 path and setting); nothing is converted approximately. Refused: any other neuron or stateful
 SpikingJelly module (including subclasses of the three nodes, which may change their equations),
@@ -58,6 +61,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from kernels import BACKENDS, LIFParams
@@ -116,6 +120,55 @@ class Mapping:
     def build(self, *, im: bool, backend: str) -> LIF:
         kwargs = dict(dataclasses.asdict(self.params), im=im, backend=backend)
         return ConvertedLIF(self.input_gain, **kwargs)
+
+
+class SequenceDropout(nn.Module):
+    """SpikingJelly's multi-step `layer.Dropout` / `layer.Dropout2d` without state: one mask per
+    call, drawn as SpikingJelly draws it (`F.dropout` / `F.dropout2d` of ones shaped like one time
+    step, the same random numbers) and shared by the call's T steps. SpikingJelly keeps its mask
+    until `reset_net`; a converted model has no reset_net, and a kept mask would then never change.
+
+    p: the drop probability; channels: drop whole channels (Dropout2d). forward: x [T, B, ...] ->
+    x * mask in training, x in eval."""
+
+    def __init__(self, p: float, channels: bool = False):
+        super().__init__()
+        self.p, self.channels = float(p), channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        drop = F.dropout2d if self.channels else F.dropout
+        return x * drop(torch.ones_like(x[0]), self.p, training=True)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}" + (", channels=True" if self.channels else "")
+
+
+@dataclass(frozen=True)
+class DropoutMapping:
+    """The stateless equivalent of one SpikingJelly multi-step dropout layer."""
+
+    p: float
+    channels: bool
+
+    def build(self, *, im: bool, backend: str) -> nn.Module:
+        return SequenceDropout(self.p, self.channels)
+
+
+def dropout_mapping_of(module: nn.Module) -> DropoutMapping:
+    """The `SequenceDropout` settings of a SpikingJelly layer.Dropout / Dropout2d.
+
+    Raises ConversionError for step_mode='s' (its mask is meant to live across calls)."""
+    from spikingjelly.activation_based import layer
+
+    if module.step_mode != "m":
+        raise ConversionError(f"step_mode={module.step_mode!r} (a single-step dropout keeps its mask across the calls "
+                              f"of one sequence; use step_mode='m')")
+    hooks = _hooks(module)
+    if hooks:
+        raise ConversionError(f"{' and '.join(hooks)} registered would be lost")
+    return DropoutMapping(module.p, type(module) is layer.Dropout2d)
 
 
 def _sj():
@@ -224,12 +277,16 @@ def _checkpoint_wrapper(path: str, modules: dict[str, nn.Module]) -> str | None:
     return None
 
 
-def plan(model: nn.Module) -> dict[nn.Module, Mapping]:
-    """Every stateful SpikingJelly module of model with its `Mapping`, model untouched.
+def plan(model: nn.Module) -> dict[nn.Module, Mapping | DropoutMapping]:
+    """Every stateful SpikingJelly module of model with its replacement's settings (a `Mapping`
+    for a neuron, a `DropoutMapping` for a multi-step layer.Dropout / Dropout2d), model untouched.
 
     Raises ConversionError with one line per refused module (its path and the settings), or when
     model has no SpikingJelly neuron; TypeError when model is not an nn.Module."""
     base, _, _ = _sj()
+    from spikingjelly.activation_based import layer
+
+    dropouts = (layer.Dropout, layer.Dropout2d)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(model, torch._dynamo.eval_frame.OptimizedModule):
@@ -245,12 +302,12 @@ def plan(model: nn.Module) -> dict[nn.Module, Mapping]:
             if wrapper is not None:
                 raise ConversionError(f"inside the checkpoint wrapper {wrapper!r}, whose forward calls the "
                                       f"node's functional forward itself (convert before checkpointing)")
-            mappings[module] = mapping_of(module)
+            mappings[module] = (dropout_mapping_of(module) if type(module) in dropouts else mapping_of(module))
         except ConversionError as error:
             refused.append(f"  {where} ({type(module).__name__}): {error}")
     if refused:
         raise ConversionError("cannot convert exactly; nothing was changed:\n" + "\n".join(refused))
-    if not mappings:
+    if not any(isinstance(m, Mapping) for m in mappings.values()):
         raise ConversionError(f"model ({type(model).__name__}) has no SpikingJelly neuron to convert "
                               f"(looked for neuron.{', neuron.'.join(SUPPORTED_NODES)})")
     return mappings
@@ -258,8 +315,10 @@ def plan(model: nn.Module) -> dict[nn.Module, Mapping]:
 
 def convert(model: nn.Module, *, backend: str = "auto", im: bool = True) -> nn.Module:
     """Replace every SpikingJelly LIFNode / IFNode / ParametricLIFNode (frozen w) of model, in
-    place, by a `ConvertedLIF` (an `snn.LIF`) with the same equations (see the module docstring), keeping every other module, weight and the train/eval mode; returns
-    model, ready for `snn.im_loss(model)` and `snn.ESG(model, ...)`.
+    place, by a `ConvertedLIF` (an `snn.LIF`) with the same equations (see the module docstring),
+    and every multi-step layer.Dropout / Dropout2d by a stateless `SequenceDropout`, keeping every
+    other module, weight and the train/eval mode; returns model, ready for `snn.im_loss(model)`
+    and `snn.ESG(model, ...)`.
 
     backend: the LIFs' `kernels.lif_scan` backend, one of kernels.BACKENDS. im: each converted
     LIF's `im` flag (set `.im = False` afterwards on layers IM-Loss should leave alone, e.g. inside
@@ -276,9 +335,9 @@ def convert(model: nn.Module, *, backend: str = "auto", im: bool = True) -> nn.M
     if not isinstance(im, bool):
         raise TypeError(f"im must be a bool, got {im!r}")
     mappings = plan(model)
-    replacements = {node: m.build(im=im, backend=backend).train(node.training) for node, m in mappings.items()}
+    replacements = {old: m.build(im=im, backend=backend).train(old.training) for old, m in mappings.items()}
     for parent in list(model.modules()):
-        for name, child in list(parent._modules.items()):  # every name, also a node registered twice
+        for name, child in list(parent._modules.items()):  # every name, also a module registered twice
             if child in replacements:
                 setattr(parent, name, replacements[child])
     from spikingjelly.activation_based import functional  # reset_net caches the modules it resets
@@ -287,4 +346,5 @@ def convert(model: nn.Module, *, backend: str = "auto", im: bool = True) -> nn.M
     return model
 
 
-__all__ = ["convert", "plan", "mapping_of", "surrogate_of", "ConversionError", "ConvertedLIF", "Mapping"]
+__all__ = ["convert", "plan", "mapping_of", "surrogate_of", "ConversionError", "ConvertedLIF", "Mapping", "SequenceDropout",
+           "DropoutMapping", "dropout_mapping_of"]

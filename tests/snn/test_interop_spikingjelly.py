@@ -321,6 +321,31 @@ def test_one_step_per_call_restarts_the_membrane():
     assert not torch.allclose(stepped, whole, atol=1e-3)
 
 
+@pytest.mark.parametrize("dropout", ["Dropout", "Dropout2d"])
+def test_dropout_becomes_stateless(dropout):
+    """SpikingJelly's multi-step dropout keeps its mask until reset_net; the converted layer draws
+    the same mask (same random numbers) once per call, so a model without reset_net still gets a
+    fresh mask every call, shared by the T steps."""
+    def model():
+        return nn.Sequential(getattr(layer, dropout)(p=0.5, step_mode="m"), SUPPORTED["lif-tau3-sigmoid2"]())
+
+    original, converted = model(), sj.convert(model())
+    assert isinstance(converted[0], sj.SequenceDropout)
+    x = torch.randn(4, 3, 5, 6, 6) + 1.0
+    torch.manual_seed(12)
+    functional.reset_net(original)
+    theirs = original[0](x)
+    torch.manual_seed(12)
+    ours = converted[0](x)
+    assert torch.equal(ours, theirs) and (ours == 0).any()
+    assert torch.equal(ours[0] == 0, ours[3] == 0), "one mask for all T steps"
+    if dropout == "Dropout2d":
+        assert torch.equal((ours == 0).all(-1).all(-1), (ours == 0).any(-1).any(-1)), "whole channels"
+    assert not torch.equal(converted[0](x) == 0, ours == 0), "a new mask in the next call"
+    converted.eval()
+    assert torch.equal(converted[0](x), x)
+
+
 # --- refusals ----------------------------------------------------------------------------------
 
 class SubLIF(neuron.LIFNode):
@@ -357,6 +382,7 @@ REFUSED = {  # name -> (node factory, words the error must contain)
     "subclass": (lambda: SubLIF(step_mode="m"), "SubLIF"),
     "other-neuron": (lambda: neuron.IzhikevichNode(step_mode="m"), "IzhikevichNode"),
     "stateful-layer": (lambda: layer.SynapseFilter(step_mode="m"), "SynapseFilter"),
+    "single-step-dropout": (lambda: layer.Dropout(0.5), "step_mode='s'"),
 }
 
 
