@@ -92,7 +92,7 @@ def test_sj_convert_step(benchmark, provider, device, device_name):
         optimizer.step()
         sync()
 
-    benchmark.pedantic(step, rounds=10 if device == "cuda" else 5, warmup_rounds=2, iterations=1)
+    benchmark.pedantic(step, rounds=10 if device == "cuda" else 7, warmup_rounds=2, iterations=1)
     stats = getattr(benchmark, "stats", None)
     record(benchmark, kernel="sj_convert_step", provider=provider, mode="fwdbwd", model="sj-cifarnet", T=cfg["T"],
            batch=cfg["batch"], width=cfg["width"], dtype=torch.float32, shape=f"sj-cifarnet-w{cfg['width']}",

@@ -358,6 +358,12 @@ def _hooked():
     return node
 
 
+def _hooked_dropout():
+    dropout = layer.Dropout(0.5, step_mode="m")
+    dropout.register_forward_pre_hook(lambda *args: None)
+    return dropout
+
+
 def _precision():
     node = neuron.LIFNode(step_mode="m")
     node._neuron_precision = (torch.bfloat16, "fp32", "fp32")
@@ -383,6 +389,7 @@ REFUSED = {  # name -> (node factory, words the error must contain)
     "other-neuron": (lambda: neuron.IzhikevichNode(step_mode="m"), "IzhikevichNode"),
     "stateful-layer": (lambda: layer.SynapseFilter(step_mode="m"), "SynapseFilter"),
     "single-step-dropout": (lambda: layer.Dropout(0.5), "step_mode='s'"),
+    "hooked-dropout": (_hooked_dropout, "forward pre-hooks"),
 }
 
 
