@@ -7,8 +7,8 @@ membrane for IM-Loss); the converted copy, the same weights, steps with cross-en
 (the recipe it is converted for). Before timing, the two models' logits are checked equal on
 the benchmark's own input (cosine similarity > 0.999). images/s in the row; the report's `sj_convert_step` table.
 
-CPU: width 0.25, batch 16, T=4, 32x32 inputs (as bench/test_training_step.py). CUDA: width 1.0,
-batch 128, T=4.
+CPU: width 0.25, batch 16, T=4, 32x32 inputs (as bench/test_training_step.py), one thread (see
+cpu_threads). CUDA: width 1.0, batch 128, T=4.
 """
 
 from __future__ import annotations
@@ -56,8 +56,23 @@ def _setup(device):
     return {"width": 0.25, "batch": 16, "T": 4}
 
 
+@pytest.fixture
+def cpu_threads(device):
+    """On CPU, one thread: SpikingJelly's per-time-step loop of small ops waits at an OpenMP
+    barrier in each, which on a CPU shared with other jobs made its step time vary 2-4x from run
+    to run with torch's default threads (the converted step far less); one thread measures the
+    work of each step, not the contention."""
+    if device != "cpu":
+        yield None
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield 1
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_sj_convert_step(benchmark, provider, device, device_name):
+def test_sj_convert_step(benchmark, provider, device, device_name, cpu_threads):
     pytest.importorskip("spikingjelly", reason="SpikingJelly is an optional dependency (extra [spikingjelly])")
     from spikingjelly.activation_based import functional
 
@@ -96,4 +111,5 @@ def test_sj_convert_step(benchmark, provider, device, device_name):
     stats = getattr(benchmark, "stats", None)
     record(benchmark, kernel="sj_convert_step", provider=provider, mode="fwdbwd", model="sj-cifarnet", T=cfg["T"],
            batch=cfg["batch"], width=cfg["width"], dtype=torch.float32, shape=f"sj-cifarnet-w{cfg['width']}",
-           device=device_name, images_per_s=None if stats is None else cfg["batch"] / stats.stats.median)
+           device=device_name, threads=cpu_threads,
+           images_per_s=None if stats is None else cfg["batch"] / stats.stats.median)
