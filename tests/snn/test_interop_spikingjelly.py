@@ -258,6 +258,30 @@ def test_trains_with_im_loss_and_esg():
     assert losses[-1] < losses[0]
 
 
+def test_sj_cifarnet_converts_and_trains():
+    """The benchmark's SpikingJelly CIFARNet (7 LIFNode layers), narrow: converted, every node is
+    an snn.LIF, and steps with CE + 2 IM-Loss under ESG lower the loss."""
+    from bench.test_spikingjelly_convert import sj_cifarnet
+
+    torch.manual_seed(13)
+    model = sj.convert(sj_cifarnet(width=1 / 16))
+    assert len(snn.lif_layers(model)) == 7 and not any(isinstance(m, neuron.BaseNode) for m in model.modules())
+    esg = snn.ESG(model, epochs=3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(4, 3, 32, 32, generator=g).unsqueeze(0).repeat(2, 1, 1, 1, 1)
+    y = torch.randint(0, 10, (4,), generator=g)
+    losses = []
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x).mean(0), y) + 2.0 * snn.im_loss(model)
+        loss.backward()
+        optimizer.step()
+        esg.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
 def test_docs_example_runs():
     """docs/spikingjelly.md's example, executed as written."""
     text = (Path(__file__).resolve().parents[2] / "docs" / "spikingjelly.md").read_text()
