@@ -82,11 +82,11 @@ class ConvertedLIF(LIF):
 
     input_gain: 1/tau for decay_input=True (sigmoid(w) for ParametricLIFNode), whose charge
     H = V + (X - V) / tau leaks the input too, while `kernels.lif_scan` has no input scale; 1.0
-    otherwise. Other arguments as `snn.LIF`. forward: x [T, B, ...] (any number of dimensions
-    >= 2, ValueError otherwise) -> spikes of x's shape; an input that `snn.LIF` takes as it is ([T, B, C, H, W],
-    [T, B, F], or the rank of sample_dims) goes through unchanged, any other is scanned as
-    [T, B, -1] (per-neuron, so the same scan) and reshaped back. u_mean is the mean of the
-    pre-reset membrane H."""
+    otherwise. Other arguments as `snn.LIF`.
+    forward: x [T, B, ...] with any number of dimensions >= 2 (ValueError otherwise) -> spikes of
+    x's shape. An input `snn.LIF` takes as it is ([T, B, C, H, W], [T, B, F], or the rank of
+    sample_dims) goes through unchanged; any other is scanned as [T, B, -1] (the scan is per
+    neuron, so nothing changes) and reshaped back. u_mean is the mean of the pre-reset membrane H."""
 
     def __init__(self, input_gain: float = 1.0, **lif_kwargs):
         super().__init__(**lif_kwargs)
@@ -346,5 +346,5 @@ def convert(model: nn.Module, *, backend: str = "auto", im: bool = True) -> nn.M
     return model
 
 
-__all__ = ["convert", "plan", "mapping_of", "surrogate_of", "ConversionError", "ConvertedLIF", "Mapping", "SequenceDropout",
-           "DropoutMapping", "dropout_mapping_of"]
+__all__ = ["convert", "plan", "mapping_of", "surrogate_of", "dropout_mapping_of", "ConversionError", "ConvertedLIF",
+           "SequenceDropout", "Mapping", "DropoutMapping"]

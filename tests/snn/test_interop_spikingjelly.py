@@ -36,8 +36,8 @@ SUPPORTED = {
     "lif-piecewise-relu": lambda: neuron.LIFNode(tau=5.0, v_reset=None, surrogate_function=surrogate.PiecewiseLeakyReLU(
         w=0.5, c=0.0), step_mode="m"),
     "if-hard": lambda: neuron.IFNode(surrogate_function=surrogate.Sigmoid(3.0), step_mode="m"),
-    "if-soft-detach-rect": lambda: neuron.IFNode(v_reset=None, detach_reset=True, surrogate_function=surrogate.Rect(1.0),
-                                                 step_mode="m"),
+    "if-soft-detach-rect": lambda: neuron.IFNode(v_reset=None, detach_reset=True,
+                                                 surrogate_function=surrogate.Rect(1.0), step_mode="m"),
     "plif-frozen": lambda: _frozen(neuron.ParametricLIFNode(init_tau=3.0, step_mode="m")),
     "plif-frozen-no-decay-input": lambda: _frozen(neuron.ParametricLIFNode(init_tau=2.5, decay_input=False,
                                                                            v_reset=None, step_mode="m")),
