@@ -7,7 +7,7 @@ weights by central finite differences (2 forwards per weight), computes the Dspi
 gradient of the same weights at b - db, b, b + db, and keeps the b whose gradient is most
 cosine-similar to the finite-difference one. The finite difference only picks b.
 
-Defaults (the Dspike paper does not state them, see ../shared/paper/NOTES.md sec. 4):
+Defaults (the Dspike paper does not state them; docs/design.md, "Dspike"):
   B0 = 3.0   the fixed temperature of the IM-Loss authors' released Dspike code.
   DB = 0.5   large enough to change the surrogate's shape (the centre-to-edge gradient
              ratio cosh^2(b/2) is 3.6 / 5.5 / 8.8 at b = 2.5 / 3 / 3.5), so a per-epoch step

@@ -4,9 +4,9 @@ Each op is opaque to `torch.compile`: the compiler sees only its schema and its 
 implementation (output shapes, dtypes and strides, also used for meta tensors), and calls the
 real implementation on real tensors. Layout decisions (stride comparisons, `as_strided` views,
 writes into preallocated buffers) therefore happen at run time on the tensors that actually
-arrive. A traced autograd.Function made them at trace time, where Inductor later gave a
-convolution's input gradient a channels_last layout, and the traced `as_strided` then read the
-upstream spike gradient in the wrong order (issue 12). The ops carry `needs_exact_strides`, so
+arrive. Made at trace time they would be wrong: Inductor may give a convolution's input
+gradient a channels_last layout at run time, and a traced `as_strided` would then read the
+upstream spike gradient in the wrong order. The ops carry `needs_exact_strides`, so
 Inductor passes inputs with the strides seen while tracing and the outputs match the fake ones.
 
 alpha is a 0-d float64 CPU tensor (`alpha_arg`), the other settings Python scalars. A float

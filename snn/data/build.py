@@ -16,7 +16,7 @@ from .split import TransformedSubset, holdout_split
 from .synthetic import build_synthetic
 
 DEFAULT_ROOT = "data"
-DEFAULT_FRAMES = 10  # CIFAR10-DVS frames per sample (NOTES sec. 6)
+DEFAULT_FRAMES = 10  # CIFAR10-DVS frames per sample (docs/design.md, "CIFAR10-DVS")
 
 BUILDERS = {
     "cifar10": build_cifar,

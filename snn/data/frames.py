@@ -10,7 +10,7 @@ from torchvision import transforms as tf
 from .aedat import SENSOR
 from ..checks import integer as check_int
 
-# How the 128 x 128 counts are resized (NOTES sec. 6): see resize_counts.
+# How the 128 x 128 counts are resized (docs/design.md, "CIFAR10-DVS"): see resize_counts.
 RESIZES = ("bilinear", "nearest", "tet-pil")
 
 
@@ -48,7 +48,7 @@ def events_to_frames(x: np.ndarray, y: np.ndarray, p: np.ndarray, frames: int, s
 def resize_counts(counts: torch.Tensor, size: int, resize: str = "bilinear") -> torch.Tensor:
     """Per-polarity event counts [F, 2, H, W] float32 resized to [F, 2, size, size] float32 (contiguous).
 
-    resize (public pipelines differ here and it moves accuracy, NOTES sec. 6):
+    resize (public pipelines differ here and it moves accuracy, docs/design.md):
     - 'bilinear' (default): antialiased bilinear on the raw counts (torch interpolate with
       antialias=True, the triangle filter of PIL's BILINEAR widened by the scale factor): a frame of
       constant count c stays c, and every event contributes; identity at size == H == W.
@@ -77,7 +77,7 @@ def resize_counts(counts: torch.Tensor, size: int, resize: str = "bilinear") -> 
 
 
 class FlipRoll:
-    """Train augmentation of frames [T, C, H, W] (NOTES sec. 6), drawn from torch's RNG.
+    """Train augmentation of frames [T, C, H, W] (docs/design.md, "CIFAR10-DVS"), drawn from torch's RNG.
 
     A horizontal flip (last axis) with probability 1/2, then a cyclic roll by (dy, dx), each drawn
     uniformly from the integers in [-max_roll, max_roll]. The same flip and roll apply to all T frames.

@@ -30,7 +30,7 @@ CIFARNet at width 0.25, T=2, tdBN, ESG, IM-Loss weight 2, SGD lr 0.1, batch 64, 
 Flags override the preset's fields; every default below is that of the digits run."""
 
 EPILOG = f"""\
-presets (the recipe of ../shared/paper/NOTES.md sec. 2, i.e. the authors' released code: SGD momentum
+presets (the recipe of the authors' released code, docs/design.md "Training recipe": SGD momentum
 0.9, weight decay 1e-4, lr 0.1, cosine annealing, batch 128, 100 epochs; with the paper's tdBN,
 ESG K 1..10 and IM-Loss weight 2; architecture and T as reported in the paper's Table 2):
 {presets.describe()}

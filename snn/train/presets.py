@@ -1,6 +1,6 @@
 """The paper's training recipes as named presets: field overrides applied on top of `Config()`.
 
-The IM-Loss paper does not state its optimizer recipe; ../shared/paper/NOTES.md sec. 2 records
+The IM-Loss paper does not state its optimizer recipe; docs/design.md ("Training recipe") records
 the authors' released code: SGD, momentum 0.9, weight decay 1e-4, lr 0.1, cosine annealing,
 batch 128, 100 epochs (400 epochs with AutoAugment + Cutout in their later papers, which snn.data
 does not provide). Every preset below uses that recipe with the paper's method settings: tdBN,
@@ -11,7 +11,7 @@ those the paper reports for the dataset (Table 2); override `model` and `T` for 
 
 from __future__ import annotations
 
-RECIPE = {  # NOTES sec. 2: the authors' released training recipe
+RECIPE = {  # the authors' released training recipe (docs/design.md)
     "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 128, "epochs": 100,
     "norm": "tdbn", "surrogate": "esg", "k_min": 1.0, "k_max": 10.0, "im_lambda": 2.0, "width": 1.0,
 }
@@ -23,11 +23,11 @@ PRESETS: dict[str, dict] = {
     "paper-cifar100": {**RECIPE, "model": "vgg16", "dataset": "cifar100", "T": 5},
     # Tables 1-2: spiking CIFARNet on CIFAR10 with T = 4 (92.20 % in Table 2).
     "paper-cifarnet": {**RECIPE, "model": "cifarnet", "dataset": "cifar10", "T": 4},
-    # Table 2: ResNet-19 on CIFAR10-DVS, 10 timesteps (= frames, 48x48, NOTES sec. 6). The paper
-    # gives no DVS-specific recipe, so the sec. 2 recipe applies unchanged.
+    # Table 2: ResNet-19 on CIFAR10-DVS, 10 timesteps (= frames, 48x48, docs/design.md). The paper
+    # gives no DVS-specific recipe, so the recipe above applies unchanged.
     "paper-cifar10-dvs": {**RECIPE, "model": "resnet19", "dataset": "cifar10-dvs", "T": 10},
-    # Table 2: ResNet-34 on ImageNet with T = 6 (vgg16 with T = 5 is the other row). NOTES states no
-    # ImageNet recipe; the sec. 2 recipe applies unchanged (batch 128 is the global batch).
+    # Table 2: ResNet-34 on ImageNet with T = 6 (vgg16 with T = 5 is the other row). docs/design.md states no
+    # ImageNet recipe; the recipe above applies unchanged (batch 128 is the global batch).
     "paper-imagenet": {**RECIPE, "model": "resnet34", "dataset": "imagenet", "T": 6},
 }
 

@@ -1,4 +1,4 @@
-"""The backward on non-finite inputs (issue 11, item 13): every backend follows the one rule of
+"""The backward on non-finite inputs: every backend follows the one rule of
 lif_scan's docstring, checked by hand on small cases (every backend and saved state) and by
 agreement of all backends on every surrogate x reset x detach_reset x saved state x storage dtype
 x which outputs the loss uses, with NaN, +inf and -inf at each timestep.

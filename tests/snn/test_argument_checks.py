@@ -1,5 +1,5 @@
 """Bad arguments to the snn models and Dspike's selection: errors that name the argument, the
-value and what is accepted, raised before any computation (issue 11, item 16)."""
+value and what is accepted, raised before any computation."""
 
 import math
 

@@ -469,7 +469,7 @@ def test_make_loader_batches_and_orders():
         make_loader(train, 0, train=True)
 
 
-# ---------------------------------------------------------------- AER-DAT files from other cameras (issue 11, 9)
+# ---------------------------------------------------------------- AER-DAT files from other cameras
 
 DVS_HEADER = (b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# Data format is int32 address, "
               b"int32 timestamp (8 bytes total), repeated for each event\r\n# Timestamps tick is 1 us\r\n")
@@ -533,7 +533,7 @@ def test_aer_dat_3_is_an_unsupported_version(dvs_root, tmp_path):
         test[0]
 
 
-# ---------------------------------------------------------------- corrupt files (issue 11, 10)
+# ---------------------------------------------------------------- corrupt files
 
 def test_truncated_or_empty_aedat_names_the_file(dvs_root, tmp_path):
     path = first_test_file(dvs_root)
@@ -615,7 +615,7 @@ def test_training_cli_exits_2_naming_a_corrupt_file(tmp_path, capsys):
     assert err.startswith(f"error: {bad}: ") and "truncated" in err and "\n" not in err and "Traceback" not in err
 
 
-# ---------------------------------------------------------------- python -m snn.data check (issue 11, 10)
+# ---------------------------------------------------------------- python -m snn.data check
 
 def run_check(capsys, *argv) -> tuple[int, list[str], str]:
     from snn.data.__main__ import main
@@ -668,7 +668,7 @@ def test_check_missing_dataset_and_fileless_datasets(tmp_path, capsys):
     assert check_dataset("digits") == (0, [])
 
 
-# ---------------------------------------------------------------- the 128 -> 48 resize (issue 11, 22; issue 10, 5)
+# ---------------------------------------------------------------- the 128 -> 48 resize
 
 def random_counts(seed: int, n: int = 5000):
     rng = np.random.default_rng(seed)
