@@ -41,9 +41,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .params import LIFParams
+from .params import SURROGATE_CODES, LIFParams
 
-SURROGATE_CODES = {"tanh": 0, "rect": 1, "dspike": 2}
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 SURROGATES = ("tanh", "rect", "dspike")
+SURROGATE_CODES = {name: code for code, name in enumerate(SURROGATES)}  # what the native kernels take
 RESETS = ("hard", "soft")
 
 FP32_MAX = torch.finfo(torch.float32).max  # 3.4028e38
@@ -121,6 +122,12 @@ class LIFParams:
         1 - tanh^2(b (u / (2 vth) - 1/2)) on 0 <= u <= 2 vth (Dspike's x = u / (2 vth), whose
         midpoint x = 1/2 is the firing point u = vth), 0 outside."""
         return self.alpha / (2.0 * math.tanh(self.alpha / 2.0) * 2.0 * self.vth)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the fused backends compute and keep the recurrence in for inputs of `dtype`:
+    float32 for float16 / bfloat16 / float32 storage, float64 for float64."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 @functools.lru_cache(maxsize=1024, typed=True)  # typed: True, 1 and 1.0 are different settings
