@@ -11,7 +11,7 @@ Steps, each a subprocess under its own time cap (seconds) and all under one budg
   tests              90   tests/kernels on the device, no -x, Hypothesis profile "gpu" (few examples)
   bench-<group>           one pytest-benchmark group each, results saved test by test (--bench-jsonl):
                           kernel_time 45, lif_scan 75, compile_provider 40, training_step 35,
-                          memory 20, esg_vs_dspike 30
+                          spikingjelly_convert 25, memory 20, esg_vs_dspike 30
   sj-implementations 50   SpikingJelly's own implementations (CUDA only)
   report             20   bench/report.py over every results file, whatever state each is in
 
@@ -66,8 +66,8 @@ TEST_FILES = ["tests/kernels/test_compact_nan.py", "tests/kernels/test_host_path
               "tests/kernels/test_compile.py"]
 REHEARSAL_TEST_FILES = ["tests/kernels/test_compact_nan.py", "tests/kernels/test_host_path.py",
                         "tests/kernels/test_lif_properties.py"]
-GROUPS = {"kernel_time": 45, "lif_scan": 75, "compile_provider": 40, "training_step": 35, "memory": 20,
-          "esg_vs_dspike": 30}
+GROUPS = {"kernel_time": 45, "lif_scan": 75, "compile_provider": 40, "training_step": 35, "spikingjelly_convert": 25,
+          "memory": 20, "esg_vs_dspike": 30}
 REHEARSAL_CAPS = {"preflight": 30, "build-cpu-kernel": 60, "tests": 90, "bench-memory": 30, "report": 30}
 REHEARSAL_CAP_S = 60.0  # any other step of the rehearsal
 REHEARSAL_BUDGET_S = 600.0
