@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: install install-test run demo test gpu-compile-check bench
+.PHONY: install install-test run demo test gpu-compile-check bench gpu-rehearsal
 
 install:
 	$(PYTHON) -m pip install -e .
@@ -30,3 +30,11 @@ gpu-compile-check: install
 
 bench: install-test
 	$(PYTHON) -m pytest bench/ --benchmark-only
+
+# The GPU run (bench/gpu_check.sh -> python -m bench.gpu_run) rehearsed on CPU: the same steps
+# under the Triton interpreter with tiny sizes and one benchmark group stalled on purpose until
+# its time cap kills it; fails when a step ends otherwise than the real run needs or $OUT would
+# break the device tool's limits (docs/gpu-run.md).
+gpu-rehearsal:
+	rm -rf .cache/gpu-rehearsal
+	TRITON_INTERPRET=1 $(PYTHON) -m bench.gpu_run --rehearsal --out .cache/gpu-rehearsal

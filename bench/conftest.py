@@ -1,16 +1,34 @@
-"""Benchmark fixtures: the device, its copy bandwidth, the suite size."""
+"""Benchmark fixtures: the device, its copy bandwidth, the suite size, and each result saved as
+soon as it is measured (--bench-jsonl)."""
 
 from __future__ import annotations
 
+import os
 import platform
 
 import pytest
 import torch
 
+from . import results_log
+
 
 def pytest_addoption(parser):
     parser.addoption("--bench-full", action="store_true",
                      help="run the full shape set on CPU too (it is the default on CUDA)")
+    parser.addoption("--bench-tiny", action="store_true",
+                     help="tiny shapes and models on any device (the GPU run's rehearsal on CPU); under "
+                          "TRITON_INTERPRET=1 the Triton providers run interpreted")
+    parser.addoption("--bench-jsonl", metavar="PATH",
+                     help="append each benchmark's result to PATH as one JSON line when it is measured, "
+                          "so that a run cut short keeps what it measured (bench/results_log.py)")
+
+
+def pytest_configure(config):
+    if config.getoption("--bench-tiny"):
+        from . import lif_providers, shapes
+
+        shapes.SIZE = "tiny"
+        lif_providers.INTERPRETED_TRITON = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 @pytest.fixture(scope="session")
@@ -34,29 +52,20 @@ def copy_bandwidth(device, request):
         return None
     from .roofline import copy_bandwidth as measure
 
-    return measure(device)
+    return measure(device, nbytes=1 << 24 if request.config.getoption("--bench-tiny") else None)
 
+
+@pytest.fixture(autouse=True)
+def _save_each_result(request):
+    """With --bench-jsonl, the result of every benchmark that timed something is appended to the
+    file after its test (results_log.append), not only when pytest finishes."""
+    path = request.config.getoption("--bench-jsonl")
+    bench = request.getfixturevalue("benchmark") if path and "benchmark" in request.fixturenames else None
+    yield
+    if bench is not None and getattr(bench, "stats", None) is not None and bench.stats.stats.data:  # timed something
+        results_log.append(path, request.node.name, request.node.nodeid, bench.stats.stats, dict(bench.extra_info))
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Versions every result row carries (bench/report.py reads them)."""
-    import importlib.metadata
-    import subprocess
-
-    import triton
-
-    machine_info["torch"] = torch.__version__
-    machine_info["triton"] = triton.__version__
-    machine_info["cuda_device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    machine_info["cuda_driver"] = None
-    if torch.cuda.is_available():
-        try:
-            machine_info["cuda_driver"] = subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            pass
-    try:
-        machine_info["spikingjelly"] = importlib.metadata.version("spikingjelly")
-    except importlib.metadata.PackageNotFoundError:
-        machine_info["spikingjelly"] = None
+    machine_info.update(results_log.versions())

@@ -40,8 +40,13 @@ def _always(device, dtype):
     return None
 
 
+INTERPRETED_TRITON = False  # set by --bench-tiny under TRITON_INTERPRET=1 (bench/conftest.py): the rehearsal
+
+
 def _cuda_only(device, dtype):
-    return None if device == "cuda" else "Triton kernels are timed on CUDA only (the interpreter is a correctness tool)"
+    if device == "cuda" or INTERPRETED_TRITON:
+        return None
+    return "Triton kernels are timed on CUDA only (the interpreter is a correctness tool)"
 
 
 def _cpu_only(device, dtype):
@@ -90,6 +95,10 @@ PROVIDERS = {
     "compile": Provider("compile", lambda x, p: _compiled_naive(p)(x), _always, exact=False),
     "spikingjelly": Provider("spikingjelly", _spikingjelly, _spikingjelly_missing, exact=False, pre_reset_mean=False),
 }
+# torch.compile specializes on shapes (dynamic=False) and falls back to eager after its recompile
+# limit: across the groups' many shapes its rows would time the eager loop. It is timed in its own
+# group (bench/test_compile_provider.py) on one or two shapes, with its compilations counted.
+SHAPE_SWEEP_PROVIDERS = tuple(name for name in PROVIDERS if name != "compile")
 
 
 def run_step(provider: Provider, x: torch.Tensor, p: LIFParams, grad_spikes: torch.Tensor, grad_mean: torch.Tensor):

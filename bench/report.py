@@ -1,49 +1,137 @@
-"""Turn a pytest-benchmark JSON file into a long-format CSV, a markdown table of speed-ups and
-PNG plots.
+"""Turn benchmark results into a long-format CSV, a markdown table of speed-ups and PNG plots.
 
-    python bench/report.py results.json [more.json ...] --out bench/results --name cpu-2026-11-28
+    python bench/report.py results.json [more.json|.jsonl ...] --out bench/results --name cpu-2026-11-28
 
-Writes <out>/<name>.csv (one row per benchmark: kernel, provider, mode, T, N, dtype, median and
-quartiles, GB/s, device, versions, git sha), <out>/<name>.md and <out>/<name>-*.png.
+Reads pytest-benchmark JSON files (--benchmark-json) and the JSON-lines files written test by
+test with --bench-jsonl (bench/results_log.py). A file that is missing, empty, unreadable or cut
+short (a truncated last line, or named with --cut because its run was stopped by a time cap)
+does not stop the report: what the other files hold is reported, and the markdown opens with a
+table saying which files were missing, empty or partial. Writes <out>/<name>.csv (one row per
+benchmark: kernel, provider, mode, T, N, dtype, median and quartiles, GB/s, device, versions,
+git sha), <out>/<name>.md and <out>/<name>-*.png. Exit status 1 when no file held a result.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 STANDARD_COLUMNS = ("min_bytes", "gbps", "frac_copy_bw", "copy_gbps", "saved_bytes", "saved_bytes_per_elem")
 ID_COLUMNS = ["shape", "mode"]  # the shape id names the model or sweep, T, N and dtype
+ROW_FIELDS = ("kernel", "provider", "mode", "T", "N", "dtype", "shape")
 
 
-def load(path: Path) -> pd.DataFrame:
-    """One row per benchmark of the JSON file."""
-    data = json.loads(Path(path).read_text())
-    machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
-    rows = []
-    for b in data["benchmarks"]:
-        info, stats = b.get("extra_info", {}), b["stats"]
-        if "kernel" not in info:
-            continue
-        rows.append({
-            **{k: info.get(k) for k in ("kernel", "provider", "mode", "T", "N", "dtype", "shape")},
-            "median_s": stats["median"], "q25_s": stats["q1"], "q75_s": stats["q3"], "rounds": stats["rounds"],
-            **{k: v for k, v in info.items() if k not in ("kernel", "provider", "mode", "T", "N", "dtype", "shape")},
-            "torch": machine.get("torch"), "triton": machine.get("triton"),
-            "spikingjelly": machine.get("spikingjelly"), "cuda_driver": machine.get("cuda_driver"),
-            "python": machine.get("python_version"), "git_sha": commit.get("id"),
-            "datetime": data.get("datetime"), "name": b["name"],
-        })
-    if not rows:
-        raise ValueError(f"{path}: no benchmark carries the fields of bench/record.py (was it run with --benchmark-disable?)")
+@dataclass
+class FileNote:
+    """What one results file held: status 'ok', 'partial', 'empty', 'missing' or 'unreadable'."""
+    path: str
+    status: str
+    rows: int = 0
+    detail: str = ""
+
+
+def _row(b: dict, machine: dict, commit_id, when) -> dict | None:
+    info, stats = b.get("extra_info", {}), b.get("stats") or {}
+    if "kernel" not in info or "median" not in stats:
+        return None
+    return {
+        **{k: info.get(k) for k in ROW_FIELDS},
+        "median_s": stats["median"], "q25_s": stats.get("q1"), "q75_s": stats.get("q3"), "rounds": stats.get("rounds"),
+        **{k: v for k, v in info.items() if k not in ROW_FIELDS},
+        "torch": machine.get("torch"), "triton": machine.get("triton"),
+        "spikingjelly": machine.get("spikingjelly"), "cuda_driver": machine.get("cuda_driver"),
+        "python": machine.get("python_version", machine.get("python")), "git_sha": commit_id,
+        "datetime": when, "name": b.get("name"),
+    }
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     for column in STANDARD_COLUMNS:
         if column not in df:
             df[column] = None
     return df
+
+
+def load(path: Path) -> pd.DataFrame:
+    """One row per benchmark of a pytest-benchmark JSON file. Raises ValueError when no benchmark
+    carries the fields of bench/record.py (e.g. a run with --benchmark-disable)."""
+    data = json.loads(Path(path).read_text())
+    machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
+    rows = [r for b in data["benchmarks"] if (r := _row(b, machine, commit.get("id"), data.get("datetime")))]
+    if not rows:
+        raise ValueError(f"{path}: no benchmark carries the fields of bench/record.py (was it run with --benchmark-disable?)")
+    return _frame(rows)
+
+
+def load_jsonl(path: Path) -> tuple[list[dict], bool]:
+    """Rows of a --bench-jsonl file and whether its last line was cut off mid-write."""
+    rows, truncated = [], False
+    lines = Path(path).read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            b = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                truncated = True  # the process was stopped while writing it
+                continue
+            raise
+        machine = b.get("machine_info", {})
+        if (r := _row(b, machine, machine.get("git_sha"), b.get("datetime"))) is not None:
+            rows.append(r)
+    return rows, truncated
+
+
+def load_any(path: Path, cut: bool = False) -> tuple[pd.DataFrame | None, FileNote]:
+    """(rows or None, note) for a .json or .jsonl results file, whatever state it is in; cut: its
+    run was stopped by a time cap (its rows are then a partial set)."""
+    path = Path(path)
+    if not path.exists():
+        return None, FileNote(str(path), "missing", detail="no such file (its run wrote nothing)")
+    if path.stat().st_size == 0:
+        return None, FileNote(str(path), "empty", detail="0 bytes" + (" (run stopped by its time cap)" if cut else ""))
+    try:
+        if path.suffix == ".jsonl":
+            rows, truncated = load_jsonl(path)
+            df = _frame(rows) if rows else None
+        else:
+            df, truncated = load(path), False
+    except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
+        return None, FileNote(str(path), "unreadable", detail=f"{type(error).__name__}: {str(error)[:200]}")
+    n = 0 if df is None else len(df)
+    if n == 0:
+        return None, FileNote(str(path), "empty", detail="no timed result" + (" (run stopped by its time cap)" if cut else ""))
+    if cut or truncated:
+        why = ["run stopped by its time cap"] if cut else []
+        why += ["last line cut off"] if truncated else []
+        return df, FileNote(str(path), "partial", n, "; ".join(why))
+    return df, FileNote(str(path), "ok", n)
+
+
+def load_all(paths, cut=()) -> tuple[pd.DataFrame, list[FileNote]]:
+    """All rows of the files that hold any, and one note per file."""
+    cut = {str(Path(c)) for c in cut}
+    frames, notes = [], []
+    for path in paths:
+        df, note = load_any(Path(path), cut=str(Path(path)) in cut)
+        notes.append(note)
+        if df is not None:
+            frames.append(df)
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), notes
+
+
+def files_table(notes: list[FileNote]) -> str:
+    """Markdown table of the result files: rows read and state."""
+    table = pd.DataFrame([{"file": Path(n.path).name, "status": n.status, "rows": n.rows, "detail": n.detail}
+                          for n in notes])
+    return table.to_markdown(index=False)
 
 
 def speedups(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -55,9 +143,49 @@ def speedups(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return table.rdiv(table[baseline], axis=0).drop(columns=baseline).round(2)
 
 
-def markdown(df: pd.DataFrame) -> str:
-    parts = [f"Device: {df.device.iloc[0]}; torch {df.torch.iloc[0]}, triton {df.triton.iloc[0]}, "
-             f"spikingjelly {df.spikingjelly.iloc[0]}; git {str(df.git_sha.iloc[0])[:10]}; {df.datetime.iloc[0]}\n"]
+KERNEL_COLUMNS = {"kernel_s": "kernel alone (ms)", "e2e_s": "lif_scan (ms)", "copy_s": "copy, same bytes (ms)",
+                  "frac_copy_kernel": "kernel: fraction of copy bw", "frac_copy_e2e": "lif_scan: fraction of copy bw",
+                  "host_us": "host time per call (us)"}
+HOST_COLUMNS = {"fwd_pre_us": "fwd: before launch", "fwd_post_us": "fwd: after launch",
+                "bwd_pre_us": "bwd: before launch", "bwd_post_us": "bwd: after launch", "total_us": "total"}
+
+
+def kernel_table(df: pd.DataFrame) -> str:
+    """Kernel-only beside end-to-end (test_kernel_time.py), one row per shape and mode."""
+    rows = df[df.kernel == "lif_kernel"]
+    if rows.empty:
+        return ""
+    table = rows.set_index(ID_COLUMNS)[[c for c in KERNEL_COLUMNS if c in rows]].astype(float)
+    for c in ("kernel_s", "e2e_s", "copy_s"):
+        if c in table:
+            table[c] = table[c] * 1e3
+    return table.rename(columns=KERNEL_COLUMNS).to_markdown(floatfmt=".4g")
+
+
+def host_table(df: pd.DataFrame) -> str:
+    """lif_scan's host time per call with the launches stubbed out (bench/host_time.py), in us."""
+    rows = df[df.kernel == "host_time"]
+    if rows.empty:
+        return ""
+    cols = [c for c in HOST_COLUMNS if c in rows]
+    return rows[["device", "shape", *cols]].rename(columns=HOST_COLUMNS).to_markdown(index=False, floatfmt=".1f")
+
+
+def markdown(df: pd.DataFrame, notes: list[FileNote] | None = None) -> str:
+    parts = []
+    if notes:
+        incomplete = [n for n in notes if n.status != "ok"]
+        parts += [f"### Result files: {len(notes) - len(incomplete)} complete, {len(incomplete)} missing, empty, "
+                  f"partial or unreadable\n", files_table(notes), ""]
+    if df.empty:
+        return "\n".join(parts + ["No results."])
+    parts += [f"Device: {df.device.iloc[0]}; torch {df.torch.iloc[0]}, triton {df.triton.iloc[0]}, "
+              f"spikingjelly {df.spikingjelly.iloc[0]}; git {str(df.git_sha.iloc[0])[:10]}; {df.datetime.iloc[0]}\n"]
+    if text := kernel_table(df):
+        parts += ["### Triton kernels alone and lif_scan as called (device time, L2 flushed; copy of the same bytes "
+                  "in the same run)\n", text, ""]
+    if text := host_table(df):
+        parts += ["### lif_scan host time per training call, Triton launches stubbed out (us)\n", text, ""]
     lif = df[df.kernel == "lif_scan"]
     if len(lif):
         ms = lif.pivot_table(index=ID_COLUMNS, columns="provider", values="median_s") * 1e3
@@ -77,7 +205,7 @@ def markdown(df: pd.DataFrame) -> str:
     if len(mem):
         table = mem.pivot_table(index=["shape", "N"], columns="provider", values="saved_bytes_per_elem")
         parts += ["### Bytes saved for backward per neuron and timestep\n", table.round(3).to_markdown(), ""]
-    other = df[~df.kernel.isin(["lif_scan", "lif_saved_bytes"])]
+    other = df[~df.kernel.isin(["lif_scan", "lif_saved_bytes", "lif_kernel", "host_time"])]
     for kernel, group in other.groupby("kernel"):
         cols = [c for c in group.columns if group[c].notna().any() and c not in
                 ("torch", "triton", "spikingjelly", "cuda_driver", "python", "git_sha", "datetime", "device", "name")]
@@ -135,22 +263,23 @@ def update_readme(path: Path, summary: str) -> None:
 
 
 def plot(df: pd.DataFrame, path: Path) -> bool:
-    """GB/s against N for the T=4 fp32 forward+backward sweep; False if there is nothing to draw."""
+    """GB/s against N of the forward+backward LIF scan, one line per provider, for the T and dtype
+    with the most sizes measured (the T=4 fp32 sweep in a full run); False if nothing to draw."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sweep = df[(df.kernel == "lif_scan") & (df["mode"] == "fwdbwd") & (df["T"] == 4) & (df.dtype == "float32")
-               & df["shape"].str.startswith("sweep") & df.gbps.notna()]
-    if sweep.empty:
+    lif = df[(df.kernel == "lif_scan") & (df["mode"] == "fwdbwd") & df.gbps.notna()]
+    if lif.empty:
         return False
+    (T, dtype), sweep = max(lif.groupby(["T", "dtype"]), key=lambda kv: (kv[1].N.nunique(), kv[0] == (4, "float32")))
     fig, ax = plt.subplots(figsize=(6, 4))
     for provider, group in sweep.groupby("provider"):
-        group = group.sort_values("N")
+        group = group.groupby("N", as_index=False).gbps.median().sort_values("N")
         ax.plot(group.N, group.gbps, marker="o", label=provider)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("neurons per timestep N (T = 4, fp32)")
+    ax.set_xlabel(f"neurons per timestep N (T = {T}, {dtype})")
     ax.set_ylabel("GB/s on the minimal-bytes model")
     ax.set_title(f"LIF scan forward+backward with u_mean\n{sweep.device.iloc[0]}", fontsize=9)
     ax.grid(alpha=0.3)
@@ -163,19 +292,28 @@ def plot(df: pd.DataFrame, path: Path) -> bool:
 
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("json", type=Path, nargs="+", help="files written by pytest --benchmark-json")
+    parser.add_argument("json", type=Path, nargs="+", help="--benchmark-json or --bench-jsonl files (any state)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--name", required=True, help="file stem, e.g. <device>-<date>")
+    parser.add_argument("--cut", type=Path, action="append", default=[],
+                        help="a results file whose run was stopped by its time cap (reported as partial)")
     parser.add_argument("--readme", type=Path, help="also write the summary into this README's bench-table section")
     args = parser.parse_args(argv)
-    df = pd.concat([load(path) for path in args.json], ignore_index=True)
+    df, notes = load_all(args.json, args.cut)
+    for note in notes:
+        if note.status != "ok":
+            print(f"report: {note.path}: {note.status}" + (f" ({note.detail})" if note.detail else ""), file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
+    text = markdown(df, notes)
+    (args.out / f"{args.name}.md").write_text(text)
+    if df.empty:
+        print(text)
+        raise SystemExit(f"report: none of the {len(notes)} results files held a timed result")
     df.to_csv(args.out / f"{args.name}.csv", index=False)
-    (args.out / f"{args.name}.md").write_text(markdown(df))
     plot(df, args.out / f"{args.name}-lif_scan.png")
     if args.readme:
         update_readme(args.readme, readme_summary(df, args.name))
-    print(markdown(df))
+    print(text)
     return df
 
 

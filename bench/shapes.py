@@ -8,6 +8,12 @@ from dataclasses import dataclass
 import torch
 
 BATCH = 128
+SIZE = "default"  # "tiny" with --bench-tiny (bench/conftest.py): the rehearsal's shapes on any device
+
+
+def tiny() -> bool:
+    """True when the suite runs its tiny shapes (--bench-tiny): the GPU run rehearsed on CPU."""
+    return SIZE == "tiny"
 
 
 @dataclass(frozen=True)
@@ -16,7 +22,6 @@ class LifCase:
     N: int  # neurons per timestep
     dtype: torch.dtype
     id: str
-    compile_on_cpu: bool = False  # the one CPU case torch.compile is timed on
     modes: tuple = ("fwd", "bwd", "fwdbwd")
 
 
@@ -41,10 +46,13 @@ def model_lif_sizes(name: str) -> tuple[tuple[str, int], ...]:
 def lif_cases(full: bool) -> list[LifCase]:
     """The reduced CPU set; with `full`, also a sweep of N at T=4 (fp32 and bf16) and N = 2^23 at
     T in {6, 10} for the bandwidth target (every mode), and the distinct LIF layer sizes of
-    CIFARNet and ResNet-19 at batch 128 for T in {2, 4, 6, 10} (fp32; bf16 at T=4), forward+backward."""
+    CIFARNet and ResNet-19 at batch 128 for T in {2, 4, 6, 10} (fp32; bf16 at T=4), forward+backward.
+    With --bench-tiny (`tiny()`), two tiny cases instead, whatever `full` says."""
+    if tiny():
+        return [LifCase(2, 256, torch.float32, "tiny-T2-N256-fp32"), LifCase(2, 1000, torch.bfloat16, "tiny-T2-N1000-bf16")]
     cases = [
         LifCase(4, 1 << 16, torch.float32, "sweep-T4-N65536-fp32"),
-        LifCase(4, 1 << 20, torch.float32, "sweep-T4-N1048576-fp32", compile_on_cpu=True),
+        LifCase(4, 1 << 20, torch.float32, "sweep-T4-N1048576-fp32"),
         LifCase(4, 1 << 20, torch.bfloat16, "sweep-T4-N1048576-bf16"),
     ]
     if not full:

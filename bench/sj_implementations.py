@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                                if failed else json.loads(Path(child_out.name).read_text()))
             except subprocess.TimeoutExpired:
                 results.append({"setting": setting, "error": f"timed out after {args.timeout:.0f} s"})
-    args.out.write_text(json.dumps(results, indent=1))
+        args.out.write_text(json.dumps(results, indent=1))  # after each setting: a cut run keeps the others
     for r in results:
         chosen = r.get("selected", {}).get("implementation", "-")
         print(f"SJ_LIF_CUDA_IMPLEMENTATION={r['setting']}: implementation={chosen} {r.get('error', '')}")

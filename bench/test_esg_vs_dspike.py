@@ -6,7 +6,8 @@ selection "very time-consuming"; this measures it.
 
 CPU: width 1/16, batch 4, T=2, inputs 32x32 (64x64 for the ImageNet networks), eps 0.1 (at this
 width a smaller step leaves the loss unchanged): the same code path as the paper's networks,
-small enough for 2 cores. CUDA: width 1.0, batch 32, T=2, Dspike's default eps.
+small enough for 2 cores. CUDA: width 1.0, batch 32, T=2, Dspike's default eps. --bench-tiny:
+CIFARNet alone, with the CPU setting.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import snn
 from kernels.profiling import median_seconds
 
 from .record import record
+from .shapes import tiny
 
 # (architecture, classes, training images of its dataset, input size on CPU, on CUDA)
 ARCHS = [("cifarnet", 10, 50_000, 32, 32), ("resnet19", 10, 50_000, 32, 32), ("vgg16", 10, 50_000, 32, 32),
@@ -28,6 +30,8 @@ ARCHS = [("cifarnet", 10, 50_000, 32, 32), ("resnet19", 10, 50_000, 32, 32), ("v
 
 
 def _config(device):
+    if tiny():  # the CPU setting (at batch 2 the loss stays flat under every +-eps step)
+        return {"width": 1 / 16, "batch": 4, "T": 2, "eps": 0.1}
     if device == "cuda":
         return {"width": 1.0, "batch": 32, "T": 2, "eps": snn.dspike.EPS}
     return {"width": 1 / 16, "batch": 4, "T": 2, "eps": 0.1}
@@ -37,7 +41,9 @@ def _config(device):
                          ids=[f"{a}-{c}cls" for a, c, *_ in ARCHS])
 def test_dspike_selection_vs_esg(benchmark, arch, classes, train_images, cpu_size, cuda_size, device, device_name):
     cfg = _config(device)
-    size = cuda_size if device == "cuda" else cpu_size
+    if tiny() and arch != "cifarnet":
+        pytest.skip("--bench-tiny: CIFARNet alone")
+    size = 32 if tiny() else cuda_size if device == "cuda" else cpu_size
     torch.manual_seed(0)
     model = snn.models.build(arch, num_classes=classes, norm="tdbn", width=cfg["width"], input_size=size,
                              surrogate="dspike", alpha=snn.dspike.B0).to(device)

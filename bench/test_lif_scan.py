@@ -4,7 +4,8 @@ Each benchmark first checks the provider against `naive` on its own input (a mis
 benchmark instead of timing it), then times it with compile/autotune in the warm-up rounds.
 CPU runs a reduced set (T=4, N in {2^16, 2^20}); CUDA runs the LIF layer shapes of CIFARNet
 and ResNet-19 at batch 128 for T in {2, 4, 6, 10} and a sweep of neuron counts (`--bench-full`
-runs that set on CPU as well).
+runs that set on CPU as well; `--bench-tiny` two tiny cases). torch.compile has its own group
+(test_compile_provider.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 from kernels.lif.params import LIFParams
 
-from .lif_providers import PROVIDERS, check_against_naive, run_step
+from .lif_providers import PROVIDERS, SHAPE_SWEEP_PROVIDERS, check_against_naive, run_step
 from .record import record
 from .roofline import lif_min_bytes
 from .shapes import lif_cases
@@ -68,7 +69,7 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("provider_name", list(PROVIDERS))
+@pytest.mark.parametrize("provider_name", SHAPE_SWEEP_PROVIDERS)
 def test_lif_scan(benchmark, case, provider_name, mode, device, device_name, copy_bandwidth):
     provider = PROVIDERS[provider_name]
     if mode not in case.modes:
@@ -76,8 +77,6 @@ def test_lif_scan(benchmark, case, provider_name, mode, device, device_name, cop
     reason = provider.unavailable(device, case.dtype)
     if reason:
         pytest.skip(reason)
-    if provider_name == "compile" and device == "cpu" and not case.compile_on_cpu:
-        pytest.skip("torch.compile builds C++ per shape on CPU (about 25 s cold on 2 cores): timed at one CPU shape")
     x, gs, gm = _inputs(case.T, case.N, case.dtype, device)
     if (provider_name, case.id) not in _CHECKED:  # once per input, not once per mode
         check_against_naive(provider, x, PARAMS, gs)

@@ -12,22 +12,22 @@ import torch
 
 from kernels.profiling import saved_tensor_bytes
 
-from .lif_providers import PROVIDERS
+from .lif_providers import PROVIDERS, SHAPE_SWEEP_PROVIDERS
 from .record import record
-from .shapes import BATCH, model_lif_sizes
+from .shapes import BATCH, model_lif_sizes, tiny
 from .test_lif_scan import PARAMS
 
 
 def pytest_generate_tests(metafunc):
     if "layer" in metafunc.fixturenames:
         full = torch.cuda.is_available() or metafunc.config.getoption("--bench-full")
-        layers = [("sweep", 4, 1 << 20)]
-        if full:
+        layers = [("tiny", 2, 256)] if tiny() else [("sweep", 4, 1 << 20)]
+        if full and not tiny():
             layers += [(f"{m}:{name}", 4, BATCH * n) for m in ("cifarnet", "resnet19") for name, n in model_lif_sizes(m)]
         metafunc.parametrize("layer", layers, ids=[f"{name}-T{T}-N{N}" for name, T, N in layers])
 
 
-@pytest.mark.parametrize("provider_name", list(PROVIDERS))
+@pytest.mark.parametrize("provider_name", SHAPE_SWEEP_PROVIDERS)
 def test_lif_saved_bytes(benchmark, layer, provider_name, device, device_name):
     provider = PROVIDERS[provider_name]
     reason = provider.unavailable(device, torch.float32)

@@ -3,6 +3,7 @@ ResNet-19 with our LIF against the naive LIF and SpikingJelly's; images/s, and t
 bytes autograd keeps (saved-tensor hooks) or, on CUDA, the peak memory of the step.
 
 CPU: width 0.25, batch 16, T=4, 32x32 inputs. CUDA: the paper's width 1.0, batch 128, T=4.
+--bench-tiny: CIFARNet alone, ours against naive, width 1/16, batch 2, T=2.
 Before timing, each provider's logits and first-layer gradient are checked against the naive
 LIF on identical weights and input (CE alone for SpikingJelly, whose IM term differs).
 """
@@ -18,6 +19,7 @@ from kernels.profiling import saved_tensor_bytes
 
 from .lif_providers import PROVIDERS
 from .record import record
+from .shapes import tiny
 
 VARIANTS = {  # name -> (LIF keyword arguments, provider whose availability applies)
     "ours": ({"backend": "auto"}, "naive"),  # triton on CUDA, the native cpu backend on CPU (torch if not built)
@@ -29,6 +31,8 @@ VARIANTS = {  # name -> (LIF keyword arguments, provider whose availability appl
 
 
 def _setup(device):
+    if tiny():
+        return {"width": 1 / 16, "batch": 2, "T": 2}
     if device == "cuda":
         return {"width": 1.0, "batch": 128, "T": 4}
     return {"width": 0.25, "batch": 16, "T": 4}
@@ -75,6 +79,8 @@ def test_training_step(benchmark, arch, variant, device, device_name):
         reason = "the torch backend is the CPU baseline of the native cpu backend"
     if reason:
         pytest.skip(reason)
+    if tiny() and (arch != "cifarnet" or variant not in ("ours", "naive")):
+        pytest.skip("--bench-tiny: CIFARNet alone, ours against naive")
     cfg = _setup(device)
     model = _model(arch, variant, cfg["width"], device)
     reference = _model(arch, "naive", cfg["width"], device)

@@ -63,4 +63,11 @@ def im_loss(model: nn.Module) -> torch.Tensor:
     graph-less u_mean (e.g. under nn.DataParallel) is an error, never a silently missing gradient.
     """
     layers = restricted_layers(model)
-    return torch.stack([(m.u_mean - m.vth) ** 2 for m in layers]).mean()
+    return im_term(torch.stack([m.u_mean for m in layers]), [m.vth for m in layers])
+
+
+def im_term(u_means: torch.Tensor, vths: list[float]) -> torch.Tensor:
+    """Eq. 11 on given layer means: sum_l (u_means[l] - vths[l])^2 / L, a 0-d tensor.
+
+    u_means: [L] mean pre-reset membrane of each restricted layer; vths: their L thresholds."""
+    return ((u_means - u_means.new_tensor(vths)) ** 2).mean()

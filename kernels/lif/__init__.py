@@ -10,7 +10,7 @@ from .backends import FUSED_BACKENDS
 from .function import scan
 from .layout import in_layout_of
 from .naive import lif_scan_naive
-from .params import RESETS, SURROGATES, LIFParams
+from .params import RESETS, SURROGATES, LIFParams, validated
 
 BACKENDS = ("auto", "naive", *FUSED_BACKENDS)
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -85,7 +85,7 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float = 0.25, surrogate: 
     compact_state (fused backends): save the membrane in bf16 plus spike bits (2.125 bytes per
     element instead of 4) for the backward; spikes stay exact, gradients see a bf16 membrane.
     """
-    p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=alpha, reset=reset, detach_reset=detach_reset)
+    p = validated(vth, decay, surrogate, alpha, reset, detach_reset)
     _check_input(x)
     if not isinstance(compact_state, bool):
         raise TypeError(f"compact_state must be a bool, got {compact_state!r}")

@@ -20,7 +20,12 @@ when a variant
   bandwidth), 128 for the other classes (scalar fallbacks: 4 programs per SM),
 - or, in the N % 16 == 0 class, makes a scalar global access inside the time loop of the PTX.
   A [T, N] row access must be a vector (`ld.global.v2/v4`, 64-128 bits per thread); the one
-  exception is the packed spike bits, whose single byte per thread holds 8 whole neurons.
+  exception is the packed spike bits, whose single byte per thread holds 8 whole neurons;
+- or, in the backward, has a load in the time loop whose value is used in the same time step
+  (column `pref`: loads whose value is first used one step later / loads in the loop). The
+  backward prefetches time t - 1 (u, spike bits, grad-spikes) while it computes time t, so that
+  no step waits on its own loads; a load used where it is issued costs a memory latency per
+  step. The forward loads x where it uses it (one latency per step, shown, not enforced).
 
 The classes compiled are N % 16 == 0, N == 1 and any other N, Triton's three classes for an
 int32 N; N >= 2^31 (an int64 N) would need [T, 2^31] tensors to reach through the host code and
@@ -70,6 +75,8 @@ class Report:
     loop_accesses: list = field(default_factory=list)  # (op, bits per thread, is the bit row)
     loop_barriers: int = 0  # bar.sync in the time loop: a layout change through shared memory
     loop_instructions: int = 0  # PTX instructions in the time loop (per thread and step)
+    loop_loads: int = 0  # global loads in the time loop
+    prefetched_loads: int = 0  # of those, loads whose value is first used in the next iteration
     error: str = ""
 
 
@@ -214,6 +221,50 @@ def loop_instructions(ptx: str) -> int:
                for line in _loop_lines(ptx))
 
 
+_REGISTER = re.compile(r"%[A-Za-z_][\w.]*")
+_INSTRUCTION = re.compile(r"^\s*(?:@!?(%\w+)\s+)?([a-z][\w.:]*)\s*(.*?);")
+
+
+def _operands(line: str):
+    """(opcode, registers written, registers read) of one PTX instruction line, or None."""
+    m = _INSTRUCTION.match(line)
+    if not m:
+        return None
+    predicate, opcode, rest = m.groups()
+    read = {predicate} if predicate else set()
+    if opcode.startswith(("st.", "bra", "bar", "ret")) or not rest:
+        return opcode, set(), read | set(_REGISTER.findall(rest))
+    if rest.startswith("{"):
+        first, _, tail = rest[1:].partition("}")
+    else:
+        first, _, tail = rest.partition(",")
+    return opcode, set(_REGISTER.findall(first)), read | set(_REGISTER.findall(tail))
+
+
+def loop_load_use(ptx: str) -> tuple[int, int]:
+    """(global loads in the loops, those whose value no instruction uses later in the same
+    iteration): a value passed on only through moves (a loop-carried register) and first used
+    after the branch back is a prefetch for the next step."""
+    lines = [line for line in _loop_lines(ptx) if not line.strip().startswith("//")]
+    parsed = [_operands(line) for line in lines]
+    loads = prefetched = 0
+    for k, p in enumerate(parsed):
+        if p is None or not p[0].startswith("ld.global"):
+            continue
+        loads += 1
+        values, used = set(p[1]), False
+        for q in parsed[k + 1:]:
+            if q is None or not values & q[2]:
+                continue
+            if q[0].startswith("mov"):  # a copy (or bitcast) carries the value on; not a use
+                values |= q[1]
+                continue
+            used = True
+            break
+        prefetched += not used
+    return loads, prefetched
+
+
 def compile_launch(launch: Launch) -> Report:
     import triton
     from triton.compiler import ASTSource
@@ -239,6 +290,7 @@ def compile_launch(launch: Launch) -> Report:
     report.loop_accesses = loop_accesses(compiled.asm["ptx"])
     report.loop_barriers = loop_barriers(compiled.asm["ptx"])
     report.loop_instructions = loop_instructions(compiled.asm["ptx"])
+    report.loop_loads, report.prefetched_loads = loop_load_use(compiled.asm["ptx"])
     return report
 
 
@@ -254,6 +306,9 @@ def problems(r: Report) -> list[str]:
         found.append(f"{r.registers} registers > budget {REGISTER_BUDGET[r.n_class]}")
     if not r.loop_accesses:
         found.append("no global access found in a loop of the PTX (the time loop is missing)")
+    if r.name.startswith("bwd") and r.prefetched_loads < r.loop_loads:
+        found.append(f"{r.loop_loads - r.prefetched_loads} of {r.loop_loads} time-loop loads used in the step that "
+                     f"issues them (the backward prefetches time t - 1 during time t)")
     if r.n_class == "N%16==0":
         scalar = [f"{op}.{bits}b" for op, bits, is_byte in r.loop_accesses
                   if not is_byte and bits < 64]
@@ -270,15 +325,16 @@ def _width(r: Report) -> str:
 
 
 def table(reports: list[Report]) -> str:
-    head = (f"{'variant':<44} {'N class':<9} {'regs':>4} {'spill':>5} {'smem':>5} {'sync':>4} {'instr':>5}  "
-            "time-loop global access, bits/thread")
+    head = (f"{'variant':<44} {'N class':<9} {'regs':>4} {'spill':>5} {'smem':>5} {'sync':>4} {'instr':>5} "
+            f"{'pref':>5}  time-loop global access, bits/thread")
     lines = [head, "-" * len(head)]
     for r in reports:
         if r.error:
             lines.append(f"{r.name:<44} {r.n_class:<9} ERROR {r.error[:160]}")
         else:
             lines.append(f"{r.name:<44} {r.n_class:<9} {r.registers:>4} {r.spills:>5} {r.shared:>5} "
-                         f"{r.loop_barriers:>4} {r.loop_instructions:>5}  {_width(r)}")
+                         f"{r.loop_barriers:>4} {r.loop_instructions:>5} {r.prefetched_loads:>2}/{r.loop_loads:<2}  "
+                         f"{_width(r)}")
     return "\n".join(lines)
 
 
@@ -289,10 +345,10 @@ def _compile_nth(i: int) -> Report:
     return compile_launch(_LAUNCHES[i])
 
 
-def check(jobs: int) -> int:
+def check(jobs: int, only: str = "") -> int:
     import triton
 
-    _LAUNCHES[:] = launches()
+    _LAUNCHES[:] = [launch for launch in launches() if only in launch.name]
     if jobs > 1:
         import multiprocessing
 
@@ -338,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                         "under --cache (e.g. 3.6.0, the H200 image's)")
     parser.add_argument("--cache", type=Path, default=REPO / ".cache", help="where the venv lives (default .cache/)")
     parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="parallel compiles")
+    parser.add_argument("--only", default="", metavar="TEXT", help="only the variants whose name contains TEXT")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         print(f"--jobs must be >= 1, got {args.jobs}", file=sys.stderr)
@@ -346,15 +403,15 @@ def main(argv: list[str] | None = None) -> int:
         python = venv_python(args.triton, args.cache)
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        return subprocess.run([str(python), "-m", "kernels.lif.compile_check", "--jobs", str(args.jobs)],
-                              env=env, cwd=REPO).returncode
+        return subprocess.run([str(python), "-m", "kernels.lif.compile_check", "--jobs", str(args.jobs),
+                               "--only", args.only], env=env, cwd=REPO).returncode
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         print("TRITON_INTERPRET is set: unset it (the check compiles real kernels; no GPU is needed)",
               file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as cache:
         os.environ["TRITON_CACHE_DIR"] = cache  # ptxas must run for its register log
-        return check(args.jobs)
+        return check(args.jobs, args.only)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,10 @@ import sys
 
 import torch
 
-from .params import LIFParams
+from .params import SURROGATE_CODES, LIFParams, compute_dtype
 
 CHUNK = 4096  # neurons per chunk (a multiple of 8, for the spike bits); measured on 2 cores
 DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.float64: 3}
-SURROGATE_CODES = {"tanh": 0, "rect": 1, "dspike": 2}
 SAVE_CODES = {None: 0, "exact": 1, "compact": 2}
 
 _ptr, _i64, _int, _f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
@@ -98,10 +97,6 @@ def require(x: torch.Tensor):
     return sys.modules[__name__]
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.promote_types(dtype, torch.float32)
-
-
 def _address(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -129,7 +124,7 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     _matrix(x, "x")
     _matrix(out, "out")
     T, N = x.shape
-    dtype = _compute_dtype(x.dtype)
+    dtype = compute_dtype(x.dtype)
     u = bits = None
     if save == "exact":
         u = torch.empty((T, N), dtype=dtype)

@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import torch
 
-from .params import LIFParams
+from .params import LIFParams, compute_dtype
 
 CHUNK = 1 << 18  # neurons per chunk (a multiple of 8 for the bit packing); measured best on 2 cores
 _BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
 _SAME_WIDTH_INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32,
                    torch.float64: torch.int64}
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.promote_types(dtype, torch.float32)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -51,7 +47,7 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     "compact" -> saved = (u bf16 [T, N], spike bits uint8 [T, ceil(N / 8)]).
     """
     T, N = x.shape
-    dtype = _compute_dtype(x.dtype)
+    dtype = compute_dtype(x.dtype)
     device = x.device
     u_all = torch.empty((T, N), dtype=dtype, device=device) if save == "exact" else None
     if save == "compact":
@@ -143,7 +139,7 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
     u_all = saved[0]
     bits = saved[1] if len(saved) == 2 else None
     T, N = u_all.shape
-    dtype = _compute_dtype(dx.dtype)
+    dtype = compute_dtype(dx.dtype)
     device = u_all.device
     c = None if gm is None else gm.to(dtype) / (T * N)
     zero = torch.zeros((), dtype=dtype, device=device)

@@ -41,14 +41,17 @@ import torch
 import triton
 import triton.language as tl
 
-from .params import LIFParams
+from .params import SURROGATE_CODES, LIFParams
 
-SURROGATE_CODES = {"tanh": 0, "rect": 1, "dspike": 2}
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
+_INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"  # read by triton when it is imported, as here
+
+
 def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    """True when triton runs kernels in its interpreter (TRITON_INTERPRET=1 before its import)."""
+    return _INTERPRETING
 
 
 def block_size() -> int:
@@ -81,9 +84,13 @@ def _row_start(t, N):
 @triton.jit
 def _round_to_bf16(u):
     """fp32 -> bf16 with round-to-nearest-even done in integers, identical on GPU and in the
-    interpreter (whose own fp32 -> bf16 store truncates)."""
+    interpreter (whose own fp32 -> bf16 store truncates). Every NaN becomes the quiet NaN 0x7FC0
+    (torch's conversions give a quiet NaN too): the rounding addition would carry a NaN's mantissa into its
+    exponent (NVIDIA's canonical NaN 0x7FFFFFFF would become 0x8000 = -0.0, a negative NaN +0.0)
+    or truncate it to infinity (a signalling NaN with only low mantissa bits)."""
     bits = u.to(tl.uint32, bitcast=True)
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    bits = tl.where(u != u, 0x7FC0, rounded)
     return bits.to(tl.uint16).to(tl.bfloat16, bitcast=True)
 
 
@@ -188,16 +195,36 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
     if HAS_GM:
         c = tl.load(gm_ptr).to(tl.float32) * inv_count
     b_gnext = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
+    # Software prefetch: the rows of step i + 1 (time t - 1) are loaded while step i computes, so
+    # each step waits on no memory latency of its own (loaded where they are used, the loads of
+    # u, the bits and grad-spikes made each step wait for them; compile_check's `pref` column).
+    n_u = tl.load(p_u, mask=mask, other=0.0)
+    n_bits = tl.zeros([BLOCK // 8], dtype=tl.uint8)
+    if COMPACT:
+        n_bits = tl.load(p_bits, mask=mask_b, other=0)
+    n_gs = tl.zeros([BLOCK // VEC, VEC], dtype=gs_ptr.dtype.element_ty)
+    if HAS_GS:
+        n_gs = tl.load(p_gs, mask=mask, other=0.0)
     for i in range(T):
-        b_u = tl.load(p_u, mask=mask, other=0.0).to(tl.float32)
+        b_u = n_u.to(tl.float32)
+        b_packed = n_bits
+        b_gs = n_gs.to(tl.float32)
+        ahead = i + 1 < T  # no access before row 0
+        p_u -= N
+        p_bits -= NB
+        p_gs -= N
+        n_u = tl.load(p_u, mask=mask & ahead, other=0.0)
         if COMPACT:
-            b_o = _unpack_bits(tl.load(p_bits, mask=mask_b, other=0), BLOCK, VEC)
-            p_bits -= NB
+            n_bits = tl.load(p_bits, mask=mask_b & ahead, other=0)
+        if HAS_GS:
+            n_gs = tl.load(p_gs, mask=mask & ahead, other=0.0)
+        if COMPACT:
+            b_o = _unpack_bits(b_packed, BLOCK, VEC)
         else:
             b_o = (b_u >= vth).to(tl.float32)
         b_go = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
         if HAS_GS:
-            b_go = tl.load(p_gs, mask=mask, other=0.0).to(tl.float32)
+            b_go = b_gs
         if not DETACH:
             if i > 0:  # no reset path out of t = T - 1 (0 * inf there would make a NaN)
                 if HARD:
@@ -217,9 +244,14 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
             b_du += b_gnext * decay
         tl.store(p_dx, b_du.to(p_dx.dtype.element_ty), mask=mask)
         b_gnext = b_du
-        p_gs -= N
-        p_u -= N
         p_dx -= N
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)  # triton.cdiv is a JIT function: calling it on the host costs microseconds
+
+
+_SAVE_CODES = {None: 0, "exact": 1, "compact": 2}
 
 
 def _launch_options(fp_fusion: bool) -> dict:
@@ -237,30 +269,39 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     "compact" -> saved = (u bf16 [T, N], spike bits uint8 [T, ceil(N / 8)]).
     """
     T, N = x.shape
+    u = bits = out  # placeholders for the pointers a variant does not use
+    if save is not None:
+        u = torch.empty((T, N), dtype=torch.bfloat16 if save == "compact" else torch.float32, device=x.device)
+    if save == "compact":
+        bits = torch.empty((T, _cdiv(N, 8)), dtype=torch.uint8, device=x.device)
+    partials = torch.empty(_cdiv(N, block_size()), dtype=torch.float32, device=x.device)
+    launch_fwd(x, out, u, bits, partials, p, save)
+    saved = None if save is None else (u,) if save == "exact" else (u, bits)
+    return saved, partials.sum().div_(T * N)
+
+
+def launch_fwd(x, out, u, bits, partials, p: LIFParams, save: str | None) -> None:
+    """The forward kernel alone on preallocated buffers (what `fwd` allocates): x, out [T, N];
+    u [T, N] fp32 (save "exact") or bf16 ("compact"), else any tensor; bits [T, ceil(N / 8)]
+    uint8 ("compact"), else any tensor; partials [ceil(N / BLOCK)] fp32, one membrane sum per
+    program."""
+    T, N = x.shape
     BLOCK = block_size()
-    NB = triton.cdiv(N, 8)
-    n_prog = triton.cdiv(N, BLOCK)
-    u_dtype = torch.bfloat16 if save == "compact" else torch.float32
-    u = torch.empty((T, N), dtype=u_dtype, device=x.device) if save else out
-    bits = torch.empty((T, NB), dtype=torch.uint8, device=x.device) if save == "compact" else out
-    partials = torch.empty(n_prog, dtype=torch.float32, device=x.device)
-    _lif_fwd_kernel[(n_prog,)](
-        x, out, u, bits, partials, T, N, NB, p.vth, p.decay,
-        HARD=p.reset == "hard", SAVE={None: 0, "exact": 1, "compact": 2}[save], BLOCK=BLOCK,
-        **_launch_options(fp_fusion=False))
-    saved = {None: None, "exact": (u,), "compact": (u, bits)}[save]
-    return saved, partials.sum() / (T * N)
+    _lif_fwd_kernel[(_cdiv(N, BLOCK),)](
+        x, out, u, bits, partials, T, N, _cdiv(N, 8), p.vth, p.decay,
+        HARD=p.reset == "hard", SAVE=_SAVE_CODES[save], BLOCK=BLOCK, **_launch_options(fp_fusion=False))
 
 
 def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
-    """gs: [T, N] or None; gm: 0-d or None; saved: what fwd returned; writes dx [T, N]."""
+    """gs: [T, N] or None; gm: 0-d or None; saved: what fwd returned; writes dx [T, N]. The
+    backward kernel on these buffers: it allocates nothing, so it is also the kernel alone."""
     u = saved[0]
     bits = saved[1] if len(saved) == 2 else u
     T, N = u.shape
     BLOCK = block_size()
     dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
-    _lif_bwd_kernel[(triton.cdiv(N, BLOCK),)](
-        u if gs is None else gs, u if gm is None else gm, u, bits, dx, T, N, triton.cdiv(N, 8),
+    _lif_bwd_kernel[(_cdiv(N, BLOCK),)](
+        u if gs is None else gs, u if gm is None else gm, u, bits, dx, T, N, _cdiv(N, 8),
         p.vth, p.decay, p.alpha, dspike_scale, 1.0 / (T * N),
         HARD=p.reset == "hard", DETACH=p.detach_reset, SURROGATE=SURROGATE_CODES[p.surrogate],
         HAS_GS=gs is not None, HAS_GM=gm is not None, COMPACT=len(saved) == 2, BLOCK=BLOCK,

@@ -83,6 +83,12 @@ def scan_fwd(x: torch.Tensor, vth: float, decay: float, surrogate: str, alpha: t
     """
     p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=_alpha(alpha), reset=reset,
                   detach_reset=detach_reset)
+    return forward(x, p, backend, state)
+
+
+def forward(x: torch.Tensor, p: LIFParams, backend: str, state: str):
+    """What `scan_fwd` computes, with the settings already validated in p: -> (spikes, u_mean,
+    u, bits). Called by the op and, outside torch.compile, directly by `function.scan`."""
     if state not in STATES:
         raise ValueError(f"state must be one of {STATES}, got {state!r}")
     module = backend_module(backend)
@@ -97,7 +103,7 @@ def scan_fwd(x: torch.Tensor, vth: float, decay: float, surrogate: str, alpha: t
     u = saved[0] if saved else torch.empty(u_shape, dtype=u_dtype, device=x.device)
     bits = saved[1] if len(saved) == 2 else torch.empty(bits_shape, dtype=torch.uint8, device=x.device)
     mean_dtype = torch.promote_types(x.dtype, torch.float32)
-    if (tuple(u.shape), u.dtype, tuple(bits.shape), u_mean.shape, u_mean.dtype) != (u_shape, u_dtype, bits_shape, (),
+    if (tuple(u.shape), u.dtype, tuple(bits.shape), tuple(u_mean.shape), u_mean.dtype) != (u_shape, u_dtype, bits_shape, (),
                                                                                    mean_dtype):
         raise RuntimeError(f"backend {backend!r} returned u {tuple(u.shape)} {u.dtype}, bits {tuple(bits.shape)} and "
                            f"u_mean {tuple(u_mean.shape)} {u_mean.dtype} for state {state!r}; the interface "
@@ -123,11 +129,18 @@ def scan_bwd(grad_spikes: torch.Tensor | None, grad_mean: torch.Tensor | None, u
     grad_spikes: like the spikes (any strides) or None; grad_mean: 0-d or None; u, bits: the
     state `scan_fwd` returned for `state` ('exact' or 'compact').
     """
+    p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=_alpha(alpha), reset=reset,
+                  detach_reset=detach_reset)
+    return backward(grad_spikes, grad_mean, u, bits, p, backend, state, shape, stride, dtype)
+
+
+def backward(grad_spikes: torch.Tensor | None, grad_mean: torch.Tensor | None, u: torch.Tensor, bits: torch.Tensor,
+             p: LIFParams, backend: str, state: str, shape: Sequence[int], stride: Sequence[int],
+             dtype: torch.dtype) -> torch.Tensor:
+    """What `scan_bwd` computes, with the settings already validated in p."""
     if state not in ("exact", "compact"):
         raise RuntimeError(f"lif_scan's backward needs the state saved by a forward with state 'exact' or "
                            f"'compact', got state {state!r}")
-    p = LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=_alpha(alpha), reset=reset,
-                  detach_reset=detach_reset)
     dx = torch.empty_strided(shape, stride, dtype=dtype, device=u.device)
     work = scan_buffer(dx)
     gs = None if grad_spikes is None else as_matrix(matching_layout(grad_spikes, work))

@@ -21,6 +21,7 @@ the same errors, and `snn.LIF` validates every assignment of its settings.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 SURROGATES = ("tanh", "rect", "dspike")
+SURROGATE_CODES = {name: code for code, name in enumerate(SURROGATES)}  # what the native kernels take
 RESETS = ("hard", "soft")
 
 FP32_MAX = torch.finfo(torch.float32).max  # 3.4028e38
@@ -120,3 +122,29 @@ class LIFParams:
         1 - tanh^2(b (u / (2 vth) - 1/2)) on 0 <= u <= 2 vth (Dspike's x = u / (2 vth), whose
         midpoint x = 1/2 is the firing point u = vth), 0 outside."""
         return self.alpha / (2.0 * math.tanh(self.alpha / 2.0) * 2.0 * self.vth)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the fused backends compute and keep the recurrence in for inputs of `dtype`:
+    float32 for float16 / bfloat16 / float32 storage, float64 for float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+@functools.lru_cache(maxsize=1024, typed=True)  # typed: True, 1 and 1.0 are different settings
+def _validated_once(vth, decay, surrogate, alpha, reset, detach_reset) -> LIFParams:
+    return LIFParams(vth=vth, decay=decay, surrogate=surrogate, alpha=alpha, reset=reset, detach_reset=detach_reset)
+
+
+def validated(vth=0.5, decay=0.25, surrogate="tanh", alpha=1.0, reset="hard", detach_reset=False) -> LIFParams:
+    """`LIFParams` of these settings, validated once per distinct setting and then reused (the
+    checks cost about as much host time as a kernel launch, on every call of lif_scan). A setting
+    that fails validation is never cached, so it raises again; an unhashable value, or any value
+    while torch.compile traces (`_checkable`), is passed to LIFParams unchanged."""
+    args = (vth, decay, surrogate, alpha, reset, detach_reset)
+    if not _checkable():
+        return LIFParams(*args)
+    try:
+        hash(args)
+    except TypeError:
+        return LIFParams(*args)
+    return _validated_once(*args)

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..im_loss import im_loss as local_im_loss, restricted_layers
+from ..im_loss import im_loss as local_im_loss, im_term, restricted_layers
 from .config import ConfigError
 
 
@@ -190,15 +190,6 @@ def all_max(value: float, ctx: Context) -> float:
     return t.item()
 
 
-def broadcast_float(value: float, ctx: Context) -> float:
-    """Rank 0's value on every rank."""
-    if not ctx.distributed:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
-    dist.broadcast(t, 0)
-    return t.item()
-
-
 def broadcast_object(obj, ctx: Context):
     """Rank 0's picklable obj on every rank."""
     if not ctx.distributed:
@@ -234,6 +225,7 @@ def im_loss(model: nn.Module, ctx: Context) -> torch.Tensor:
     if not ctx.distributed:
         return local_im_loss(model)
     layers = restricted_layers(model)  # raises when IM-Loss would be undefined, stale or without gradient
-    local = torch.stack([m.u_mean for m in layers])  # [L] this rank's layer means
-    gap = all_sum(local.detach(), ctx) / ctx.world - local.new_tensor([m.vth for m in layers])  # g_l - vth_l
-    return (gap ** 2).mean() + (2 * gap * (local - local.detach())).mean()
+    local = torch.stack([m.u_mean for m in layers])  # [L] this rank's layer means m_lr
+    global_means = all_sum(local.detach(), ctx) / ctx.world  # [L] g_l
+    # value g_l, gradient that of m_lr: eq. 11's gradient with g_l held constant, as derived above
+    return im_term(local + (global_means - local.detach()), [m.vth for m in layers])

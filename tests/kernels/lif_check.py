@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import torch
 
 from kernels import lif_scan
+from kernels.lif import fused_cpu, fused_triton
 from kernels.lif.fused_torch import surrogate_grad
 from kernels.lif.params import LIFParams
+
+# Marks for cases that run a backend on CPU tensors. 'triton' needs the interpreter there (on a
+# GPU machine those cases skip; the device-parametrized tests run the compiled kernels). 'cpu'
+# needs its native kernel; under CI (CI=true), which builds it, a missing kernel fails instead.
+INTERPRETED_TRITON = pytest.mark.skipif(not fused_triton.interpreting(), reason=(
+    "runs backend='triton' on CPU tensors, which needs TRITON_INTERPRET=1 (the tests taking the `device` "
+    "fixture run the compiled kernels on CUDA)"))
+CPU_KERNEL = pytest.mark.skipif(not fused_cpu.available() and not os.environ.get("CI"),
+                                reason="the native cpu kernel is not built (pip install -e ., a C++ compiler)")
 
 # Relative gradient error allowed for fp32 (the bar) and one storage ulp for half dtypes
 # (the Triton interpreter truncates fp32 -> bf16 stores where torch rounds to nearest).

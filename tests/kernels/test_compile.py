@@ -20,7 +20,10 @@ from kernels import lif_scan
 from kernels.lif import op  # noqa: F401  (registers torch.ops.lif.*)
 from snn.models import build
 
-COMPILE_BACKENDS = ["naive", "torch", "cpu", "triton"]  # triton: the interpreter, called through the opaque op
+from .lif_check import CPU_KERNEL, INTERPRETED_TRITON
+
+COMPILE_BACKENDS = ["naive", "torch", pytest.param("cpu", marks=CPU_KERNEL),  # CPU tensors: triton interpreted
+                    pytest.param("triton", marks=INTERPRETED_TRITON)]
 GRAD_RTOL = 1e-5  # relative L2 error of each parameter gradient, compiled vs eager
 
 
@@ -239,7 +242,7 @@ def test_lif_scan_with_a_new_alpha_per_call_compiles_at_most_twice(backend, surr
     assert counter.frame_count <= 2, f"{counter.frame_count} compilations for 6 alphas"
 
 
-@pytest.mark.parametrize("backend", ["torch", "cpu", "triton"])
+@pytest.mark.parametrize("backend", COMPILE_BACKENDS[1:])
 @pytest.mark.parametrize("bad,message", [(0.0, "alpha must be > 0"), (float("inf"), "alpha must be finite"),
                                          (1e-39, "alpha must lie in")])
 def test_compiled_fused_lif_scan_rejects_a_bad_dynamic_alpha(backend, bad, message):

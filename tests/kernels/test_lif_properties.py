@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from kernels.lif import fused_cpu, fused_torch
 from kernels.lif.fused_triton import block_size
 
+from ..hypothesis_profiles import max_examples
 from .lif_check import assert_matches_naive
 
 BLOCK = block_size()
@@ -67,7 +68,7 @@ def _params(case):
 
 EDGE = dict(dtype="fp32", vth=0.5, decay=0.25, alpha=1.0, surrogate="tanh", reset="hard",
             detach_reset=False, grads="both", seed=0)
-KERNEL_SETTINGS = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+KERNEL_SETTINGS = settings(deadline=None, max_examples=max_examples(150), suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("backend", ["triton", "torch", pytest.param("cpu", marks=NOT_BUILT)])
@@ -93,7 +94,7 @@ def test_input_exactly_at_threshold_fires(device):
 
 
 @pytest.mark.parametrize(("backend", "module"), [("torch", fused_torch), pytest.param("cpu", fused_cpu, marks=NOT_BUILT)])
-@settings(deadline=None, max_examples=40)
+@settings(deadline=None, max_examples=max_examples(40))
 @given(case=cases(), chunk=st.sampled_from([8, 64, 136]), threads=st.sampled_from([1, 2, 3]))
 @example(case={**EDGE, "T": 3, "shape": (2 * 64 + 1,), "dyadic": False}, chunk=64, threads=3)
 @example(case={**EDGE, "T": 2, "shape": (3, 8 * 17), "dyadic": True, "dtype": "bf16"}, chunk=8, threads=2)

@@ -1,0 +1,59 @@
+"""compile_check's reading of the PTX time loop, on hand-written PTX: which global loads feed
+the step that issues them and which are prefetches for the next step (the `pref` column)."""
+
+from kernels.lif.compile_check import loop_load_use, problems, Report
+
+# A load used in its own iteration (through a bitcast move and an add), the shape Triton emits
+# for a masked load that the next instruction consumes.
+SAME_STEP = """
+$L__BB0_2:
+	// begin inline asm
+	mov.u32 %r5, 0x0;
+	@%p1 ld.global.v2.b32 { %r5, %r6 }, [ %rd4 + 0 ];
+	// end inline asm
+	mov.b32 %f1, %r5;
+	add.f32 %f2, %f1, %f9;
+	st.global.b32 [ %rd5 + 0 ], %f2;
+	add.s32 %r9, %r9, 1;
+	setp.lt.s32 %p2, %r9, %r10;
+	@%p2 bra $L__BB0_2;
+"""
+
+# The loaded value only reaches the next iteration's registers (moves at the end of the body),
+# and the arithmetic uses the registers loaded one iteration earlier.
+NEXT_STEP = """
+$L__BB0_2:
+	mov.b32 %f1, %r7;
+	add.f32 %f2, %f1, %f9;
+	// begin inline asm
+	mov.u32 %r5, 0x0;
+	@%p1 ld.global.v2.b32 { %r5, %r6 }, [ %rd4 + 0 ];
+	// end inline asm
+	st.global.b32 [ %rd5 + 0 ], %f2;
+	mov.u32 %r7, %r5;
+	add.s32 %r9, %r9, 1;
+	setp.lt.s32 %p2, %r9, %r10;
+	@%p2 bra $L__BB0_2;
+"""
+
+
+def test_a_load_used_in_its_own_step_is_not_a_prefetch():
+    assert loop_load_use(SAME_STEP) == (1, 0)
+
+
+def test_a_load_first_used_one_step_later_is_a_prefetch():
+    assert loop_load_use(NEXT_STEP) == (1, 1)
+
+
+def test_both_kinds_counted_in_one_loop():
+    body = NEXT_STEP.replace("\tst.global.b32 [ %rd5 + 0 ], %f2;",
+                             "\t@%p1 ld.global.b32 %r8, [ %rd6 + 0 ];\n\tmul.f32 %f3, %f2, %r8;\n"
+                             "\tst.global.b32 [ %rd5 + 0 ], %f3;")
+    assert loop_load_use(body) == (2, 1)
+
+
+def test_a_backward_without_prefetch_fails_the_check_and_a_forward_does_not():
+    kwargs = dict(n_class="N%16==0", registers=40, spills=0, shared=0, loop_accesses=[("ld", 128, False)],
+                  loop_loads=2, prefetched_loads=1)
+    assert any("used in the step that issues them" in p for p in problems(Report("bwd fp32 exact tanh", **kwargs)))
+    assert problems(Report("fwd fp32 hard save=exact", **kwargs)) == []
