@@ -217,7 +217,7 @@ README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -
 
 
 def readme_summary(df: pd.DataFrame, name: str) -> str:
-    """The README's performance section: forward+backward speed-ups and saved bytes."""
+    """The performance page's summary (docs/performance.md): forward+backward speed-ups and saved bytes."""
     lines = [f"Measured by `pytest bench/ --benchmark-only` on {df.device.iloc[0]} (torch {df.torch.iloc[0]}, "
              f"git {str(df.git_sha.iloc[0])[:10]}); full tables in `bench/results/{name}.md`.\n"]
     for baseline in ("naive", "spikingjelly"):
@@ -253,7 +253,7 @@ def readme_summary(df: pd.DataFrame, name: str) -> str:
 
 
 def update_readme(path: Path, summary: str) -> None:
-    """Replace the text between the README's bench-table markers by summary."""
+    """Replace the text between a page's bench-table markers (docs/performance.md) by summary."""
     text = path.read_text()
     if README_START not in text or README_END not in text:
         raise ValueError(f"{path} has no {README_START} ... {README_END} section to fill")
@@ -297,7 +297,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--name", required=True, help="file stem, e.g. <device>-<date>")
     parser.add_argument("--cut", type=Path, action="append", default=[],
                         help="a results file whose run was stopped by its time cap (reported as partial)")
-    parser.add_argument("--readme", type=Path, help="also write the summary into this README's bench-table section")
+    parser.add_argument("--readme", type=Path, help="also write the summary into this page's bench-table section (docs/performance.md)")
     args = parser.parse_args(argv)
     df, notes = load_all(args.json, args.cut)
     for note in notes:
