@@ -219,3 +219,54 @@ def select_temperature(model: nn.Module, inputs: torch.Tensor, targets: torch.Te
         m.alpha = chosen
     return TemperatureChoice(b=chosen, similarity=similarity, forwards=2 * conv.weight.numel(), model_calls=calls,
                              gradient_passes=3, seconds=time.perf_counter() - start)
+
+
+class DspikeSchedule:
+    """Dspike's temperature over a training run: b starts at b0 and, once per epoch, moves to the
+    candidate among b, b - db, b + db that `select_temperature` picks on that epoch's first batch.
+
+    db shrinks to b / 2 when b <= 2 db, so every candidate stays > 0 however far b has fallen.
+    The loss is `loss_fn` (cross-entropy by default), in the model's own precision. When the
+    finite difference is flat (no spike flips under +-eps: FlatFiniteDifference), b stays and
+    the outcome says why (dspike_skipped); its cost is still recorded.
+    b: the temperature every Dspike LIF of model holds; cost: the last selection's outcome
+    without b ({"dspike_seconds", "dspike_forwards", "dspike_skipped"}; {} before the first).
+    Not distributed: `choose` on one process, `adopt` its outcome on every process.
+    """
+
+    def __init__(self, model: nn.Module, b0: float = B0, db: float = DB, eps: float = EPS, T: int | None = None,
+                 chunk: int = 16, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
+        self.model, self.db, self.eps, self.T, self.chunk, self.loss_fn = model, db, eps, T, chunk, loss_fn
+        self.layers = [m for m in lif_layers(model) if m.surrogate == "dspike"]
+        self.b = b0
+        self.cost: dict = {}
+
+    def set_b(self, b: float) -> None:
+        """Every Dspike LIF of the model (and self.b) <- b."""
+        self.b = b
+        for m in self.layers:
+            m.alpha = b
+
+    def choose(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict:
+        """Run the selection on one mini-batch (see select_temperature) -> {"b": the next b,
+        "dspike_seconds", "dspike_forwards" (2 per first-layer weight), "dspike_skipped": None,
+        or why b stays}. Leaves self.b and self.cost alone (see adopt)."""
+        start, b = time.perf_counter(), self.b
+        try:
+            b = select_temperature(self.model, inputs, targets, self.loss_fn, b=self.b, db=min(self.db, self.b / 2),
+                                   eps=self.eps, T=self.T, chunk=self.chunk).b
+            skipped = None
+        except FlatFiniteDifference as e:  # the finite difference carried no direction: keep b
+            skipped = str(e)
+        return {"b": b, "dspike_seconds": time.perf_counter() - start,
+                "dspike_forwards": 2 * first_conv(self.model).weight.numel(), "dspike_skipped": skipped}
+
+    def adopt(self, outcome: dict) -> None:
+        """Take a `choose` outcome (possibly another process's): set b, record the rest as cost."""
+        outcome = dict(outcome)
+        self.set_b(outcome.pop("b"))
+        self.cost = outcome
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """choose, then adopt: one epoch's selection on a single process."""
+        self.adopt(self.choose(inputs, targets))

@@ -6,7 +6,8 @@
     results.model, results.history   # the trained network, one metrics dict per epoch
 
 Modules: config (Config, surrogate modes), presets (the paper's recipes), engine (run, Results),
-loop (one epoch, evaluation, NonFiniteLoss), checkpoint (atomic save, integrity-checked load, RNG
+loop (one epoch, evaluation, NonFiniteLoss), runfolder (what a run folder holds, taking,
+checking and resuming it), checkpoint (atomic save, integrity-checked load, RNG
 states), metrics (per-epoch CSV / JSON lines), distributed (torchrun DDP, failing all ranks
 together), runlock (one process per run folder), stop (SIGINT / SIGTERM at a step boundary), cli
 (`python -m snn.train`).

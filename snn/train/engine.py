@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -25,23 +24,21 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler, Sampler, Subset
 
 from .. import models
 from ..data import build_datasets, make_loader
-from ..dspike import FlatFiniteDifference, first_conv, select_temperature
+from ..dspike import DspikeSchedule
 from ..esg import ESG
-from ..neuron import lif_layers
-from . import checkpoint, distributed, metrics, runlock
+from . import checkpoint, distributed, metrics, runfolder
 from .config import Config, ConfigError
 from .distributed import Context
 from .loop import NonFiniteLoss, StepSettings, evaluate, model_input, train_epoch
+from .runfolder import Resumed, Training, log as _log
 from .stop import Interrupted, Signals, name as signal_name
 
 CUDA_WORKERS = 8  # default data-loader workers per process on CUDA (CPU runs load in the main process)
-RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "metrics.jsonl", "results.json")  # written atomically
 
 
 @dataclass
@@ -184,245 +181,12 @@ def shard(dataset: Dataset, ctx: Context) -> Dataset:
     return Subset(dataset, range(ctx.rank, len(dataset), ctx.world)) if ctx.distributed else dataset
 
 
-class DspikeSelector:
-    """Dspike's per-epoch temperature choice, run on rank 0 and broadcast to every rank.
-
-    Called on an epoch's first training batch. The candidates are b and b +- db with db shrunk
-    to b / 2 when b <= 2 db, so every candidate stays > 0. The loss is the cross-entropy, in fp32.
-    When the finite difference is flat (no spike flips under +-eps: FlatFiniteDifference), b stays and the epoch's row says so (dspike_skipped); its cost is still logged.
-    """
-
-    def __init__(self, model: nn.Module, cfg: Config, ctx: Context):
-        self.model, self.cfg, self.ctx = model, cfg, ctx
-        self.layers = [m for m in lif_layers(model) if m.surrogate == "dspike"]
-        self.b = cfg.dspike_b0
-        self.cost: dict = {}
-
-    def set_b(self, b: float) -> None:
-        self.b = b
-        for m in self.layers:
-            m.alpha = b
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        outcome = None
-        if self.ctx.main:
-            start, b = time.perf_counter(), self.b
-            try:
-                b = select_temperature(self.model, x, y, F.cross_entropy, b=self.b,
-                                       db=min(self.cfg.dspike_db, self.b / 2), eps=self.cfg.dspike_eps,
-                                       T=self.cfg.T, chunk=self.cfg.dspike_chunk).b
-                skipped = None
-            except FlatFiniteDifference as e:  # the finite difference carried no direction: keep b
-                skipped = str(e)
-            outcome = {"b": b, "dspike_seconds": time.perf_counter() - start,
-                       "dspike_forwards": 2 * first_conv(self.model).weight.numel(), "dspike_skipped": skipped}
-        outcome = distributed.broadcast_object(outcome, self.ctx)
-        if outcome["dspike_skipped"] is not None:
-            _log(self.ctx, f"Dspike selection kept b = {self.b:g}: {outcome['dspike_skipped']}")
-        self.set_b(outcome.pop("b"))
-        self.cost = outcome
-
-
-CHECKPOINT_KEYS = ("config", "epoch", "model", "optimizer", "scheduler", "esg", "dspike_b", "loader_generator",
-                   "rng", "history")  # what Training.state writes and a resume needs
-
-
-@dataclass
-class Training:
-    """The objects whose state a checkpoint holds, besides the RNGs and the history."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    esg: Optional[ESG]
-    selector: Optional[DspikeSelector]
-    generator: torch.Generator  # the training loader's: drives its worker seeds
-
-    def state(self, cfg: Config, history: list[dict], rng: list[dict]) -> dict:
-        """The checkpoint after len(history) epochs; rng: capture_rng() of every rank."""
-        return {"config": cfg.identity(), "epoch": len(history), "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "esg": None if self.esg is None else self.esg.state_dict(),
-                "dspike_b": None if self.selector is None else self.selector.b,
-                "loader_generator": self.generator.get_state(), "rng": rng, "history": history}
-
-    def load(self, state: dict) -> None:
-        """Restore everything state() saved except the RNGs and the history."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.esg is not None:
-            self.esg.load_state_dict(state["esg"])
-        if self.selector is not None:
-            self.selector.set_b(state["dspike_b"])
-        self.generator.set_state(state["loader_generator"])
-
-
-def _log(ctx: Context, message: str) -> None:
-    if ctx.main:
-        print(message, flush=True)
-
-
 def _surrogate_k(cfg: Config, esg: Optional[ESG]) -> Optional[float]:
     """The tanh surrogate's K for the coming epoch (ESG's or the fixed tanh:K), None for rect / dspike."""
     if esg is not None:
         return esg.k
     s = cfg.surrogate_spec
     return s.alpha if s.lif == "tanh" else None
-
-
-def _check_resumable(saved: dict, cfg: Config, path: Path) -> None:
-    """Refuse to resume a checkpoint trained with other settings, naming the fields that differ.
-
-    A run trained for other epochs cannot be resumed either: its cosine LR period and ESG's N are
-    its epochs, so the message points to --init-from, which starts a new run from its weights."""
-    mine = cfg.identity()
-    differ = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k, None) != v]
-    if differ:
-        further = (f". To train it further, start a new run from its weights: --init-from {path} --epochs N "
-                   f"--out NEW_FOLDER" if any(d.startswith("epochs:") for d in differ) else "")
-        raise ConfigError(f"cannot resume {path}: it was trained with other settings ({'; '.join(differ)}); "
-                          f"use the same settings or another --out{further}")
-
-
-def _init_weights(model: nn.Module, path: Path) -> None:
-    """Load the model weights of the snn.train checkpoint at path into model (--init-from).
-
-    Raises checkpoint.CheckpointError for a missing, unreadable or damaged file, ConfigError when
-    its weights do not fit this model (naming the missing, unexpected or mis-shaped entries)."""
-    if not path.is_file():
-        raise ConfigError(f"--init-from {path}: no such file; give the last.pt or best.pt of an earlier run")
-    weights = checkpoint.load(path, keys=("model",))["model"]
-    mine = model.state_dict()
-    missing, unexpected = sorted(set(mine) - set(weights)), sorted(set(weights) - set(mine))
-    shapes = [f"{k} {tuple(weights[k].shape)} vs {tuple(mine[k].shape)}" for k in sorted(set(mine) & set(weights))
-              if weights[k].shape != mine[k].shape]
-    if missing or unexpected or shapes:
-        parts = [f"{what}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}" for what, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("other shapes (checkpoint vs model)", shapes))
-                 if keys]
-        raise ConfigError(f"--init-from {path}: its weights do not fit this model ({'; '.join(parts)}); use the "
-                          f"checkpoint's --model, --width, --norm, --bias and dataset")
-    model.load_state_dict(weights)
-
-
-@dataclass
-class Resumed:
-    """What _resume restored besides tr: the history, the best.pt record and a partial epoch."""
-
-    history: list[dict] = field(default_factory=list)
-    best: Optional[dict] = None  # {"epoch", "model_digest"} of best.pt, see _best_record
-    partial: Optional[dict] = None  # loop.train_epoch's stopped result of the interrupted epoch, plus "dspike"
-
-
-def _best_record(state: dict) -> dict:
-    """What last.pt records about best.pt: its epoch and the digest of its weights."""
-    return {"epoch": state["epoch"], "model_digest": checkpoint.digest(state["model"])}
-
-
-def _check_best(state: dict, path: Path, ctx: Context) -> None:
-    """Check that best.pt (beside path) holds the weights last.pt's record names; rebuild it from
-    last.pt when the record names last.pt's own epoch (a kill fell between the two writes), else
-    raise CheckpointError saying what is wrong. Only rank 0 reads or writes it."""
-    record = state.get("best")
-    if record is None or not ctx.main:
-        return
-    best_path = path.parent / "best.pt"
-    problem = None
-    if not best_path.exists():
-        problem = "is missing"
-    else:
-        try:
-            best = checkpoint.load(best_path, keys=("epoch", "model"))
-        except checkpoint.CheckpointError as e:
-            problem = f"cannot be used ({e})"
-        else:
-            if best["epoch"] != record["epoch"] or checkpoint.digest(best["model"]) != record["model_digest"]:
-                problem = (f"holds epoch {best['epoch']} with other weights than this run's best epoch "
-                           f"{record['epoch']} (replaced or from another run)")
-    if problem is None:
-        return
-    if record["epoch"] == state["epoch"] and state.get("partial") is None:  # due right after last.pt: same weights
-        checkpoint.save(best_path, state)
-        _log(ctx, f"rebuilt {best_path} from {path} (epoch {state['epoch']}): it {problem}")
-        return
-    raise checkpoint.CheckpointError(
-        f"{best_path} {problem}: {path} records the best validation epoch {record['epoch']} there, and its weights "
-        f"cannot be rebuilt; restore the original {best_path.name}, or start a new run in another --out")
-
-
-def _resume(tr: Training, cfg: Config, ctx: Context, path: Path) -> Resumed:
-    """Load path (when it exists) into tr and the RNGs, after checking best.pt against it.
-
-    Raises checkpoint.CheckpointError for a file that is unreadable, damaged or not a checkpoint,
-    or a best.pt that is not the one last.pt records (see _check_best)."""
-    if not path.exists():
-        _log(ctx, f"nothing to resume in {path.parent} (no {path.name}); starting from scratch")
-        return Resumed()
-    state = checkpoint.load(path, keys=CHECKPOINT_KEYS)
-    _check_resumable(state["config"], cfg, path)
-    _check_best(state, path, ctx)
-    tr.load(state)
-    rng = state["rng"]
-    if len(rng) != ctx.world:
-        _log(ctx, f"note: {path} was written by {len(rng)} processes, this run has {ctx.world}; the data order "
-                  f"and random streams differ from an uninterrupted run")
-    checkpoint.restore_rng(rng[ctx.rank] if len(rng) == ctx.world else rng[0])
-    partial = state.get("partial")
-    if partial is not None and tr.selector is not None:
-        tr.selector.cost = partial["dspike"]
-    where = f"epoch {state['epoch']}/{cfg.epochs}" if partial is None else \
-        f"step {partial['step']}/{partial['steps']} of epoch {state['epoch'] + 1}/{cfg.epochs}"
-    _log(ctx, f"resumed {path} after {where}")
-    return Resumed(list(state["history"]), state.get("best"), partial)
-
-
-LONGEST_RUN_FILE = len(".metrics.jsonl.12345678.tmp")  # a temporary file of write_atomic, the longest name
-
-
-def _check_path_length(out: Path, existing: Path) -> None:
-    """ConfigError when a folder name of out, or the path of a run file in it, is longer than the
-    file system takes (NAME_MAX, PATH_MAX of the deepest existing folder)."""
-    name_max, path_max = (os.pathconf(existing, k) for k in ("PC_NAME_MAX", "PC_PATH_MAX"))
-    for part in out.absolute().parts:
-        if len(os.fsencode(part)) > name_max:
-            raise ConfigError(f"cannot use --out {out}: the name {part[:40]}... has {len(os.fsencode(part))} bytes, "
-                              f"more than the {name_max} this file system allows; choose a shorter --out")
-    longest = len(os.fsencode(out.absolute())) + 1 + LONGEST_RUN_FILE
-    if longest >= path_max:
-        raise ConfigError(f"cannot use --out {out}: its files' paths would have {longest} bytes, more than the "
-                          f"{path_max - 1} this system allows; choose a shorter --out")
-
-
-def _exists(path: Path) -> bool:
-    """path.exists(), False for a name the file system cannot even look up (too long)."""
-    try:
-        return path.exists()
-    except OSError:
-        return False
-
-
-def _check_out(out: Path, cfg: Config) -> None:
-    """Before anything is built: refuse an --out that holds a run without --resume, or that cannot
-    be a folder (ConfigError; FileExistsError for the former)."""
-    existing = next(p for p in (out, *out.parents) if _exists(p))
-    _check_path_length(out, existing)
-    if (out / "last.pt").exists() and not cfg.resume:
-        raise FileExistsError(f"{out / 'last.pt'} exists: pass --resume to continue that run, or choose another --out")
-    if not existing.is_dir():
-        raise ConfigError(f"cannot use --out {out}: {existing} is a file, not a folder; choose another --out")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot use --out {out}: {existing} is not writable; choose another --out")
-
-
-def _open_out(out: Path, cfg: Config, history: list[dict]) -> None:
-    """In the run folder, whose lock this process holds: remove the temporary files of writes a
-    kill interrupted, write config.json, and rebuild the metrics files from the checkpoint's history."""
-    for stale in checkpoint.remove_partial_writes(out, RUN_FILES):
-        print(f"removed {stale}, left by an interrupted write", flush=True)
-    checkpoint.write_atomic(out / "config.json", lambda f: f.write((json.dumps(cfg.to_dict(), indent=2) + "\n").encode()))
-    if history:
-        metrics.write(out, history)
 
 
 def _finite_state(model: nn.Module, ctx: Context) -> bool:
@@ -478,15 +242,6 @@ def run(config: Config) -> Results:
     return results
 
 
-def _take_folder(held: contextlib.ExitStack, out: Path, cfg: Config) -> None:
-    """Hold out's lock until the run ends (created now, after every setting was checked), and check
-    again, under the lock, that it holds no run unless resuming (another process may have
-    started one since _check_out)."""
-    held.enter_context(runlock.hold(out))
-    if (out / "last.pt").exists() and not cfg.resume:
-        raise FileExistsError(f"{out / 'last.pt'} exists: pass --resume to continue that run, or choose another --out")
-
-
 class _SkipBatches(Sampler):
     """sampler without its first `skip` indices: the rest of an interrupted epoch."""
 
@@ -510,20 +265,92 @@ def _check_splits(cfg: Config, train_set, val_set, test_set) -> None:
                               f"lower --val-fraction or use more data")
 
 
+def _dspike_on_rank0(schedule: DspikeSchedule, ctx: Context):
+    """train_epoch's `select`: the schedule's choice made on rank 0 (outside autocast, so the loss
+    is in fp32) and broadcast, so that every rank adopts the same b and records the same cost."""
+
+    def select(x: torch.Tensor, y: torch.Tensor) -> None:
+        outcome = distributed.broadcast_object(schedule.choose(x, y) if ctx.main else None, ctx)
+        if outcome["dspike_skipped"] is not None:
+            _log(ctx, f"Dspike selection kept b = {schedule.b:g}: {outcome['dspike_skipped']}")
+        schedule.adopt(outcome)
+
+    return select
+
+
+@dataclass
+class _Run:
+    """What every epoch of one run uses, built once by _prepare."""
+
+    cfg: Config
+    ctx: Context
+    signals: Signals
+    out: Path
+    settings: StepSettings
+    tr: Training
+    train_set: Dataset
+    sampler: DistributedSampler
+    local_batch: int
+    workers: int
+    val_loader: Optional[torch.utils.data.DataLoader]
+    test_loader: torch.utils.data.DataLoader
+    description: str  # the line logged when training begins
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best.pt"
+
+
 def _run(cfg: Config, ctx: Context, signals: Signals) -> Results:
-    with contextlib.ExitStack() as held:  # the run folder's lock, on rank 0, from _take_folder to the end
+    with contextlib.ExitStack() as held:  # the run folder's lock, on rank 0, from take_folder to the end
         return _train(cfg, ctx, signals, held)
 
 
 def _train(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitStack) -> Results:
-    out = Path(cfg.out) if cfg.out is not None else Path("runs") / cfg.run_name()
     signals.immediate = "before training began; no checkpoint was written"
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    r = _prepare(cfg, ctx, signals, held)
+    resumed = distributed.together(lambda: runfolder.resume(r.tr, cfg, ctx, r.last_path), ctx) if cfg.resume \
+        else Resumed()
+    history, best_record, partial = resumed.history, resumed.best, resumed.partial
+    distributed.together(lambda: runfolder.open_out(r.out, cfg, history), ctx, main_only=True)
+    net = distributed.wrap(r.tr.model, ctx)  # after the resume: DDP starts from rank 0's weights
+    _log(ctx, r.description)
+
+    signals.immediate = None  # from here a signal stops the run at the next step boundary
+    for epoch in range(len(history), cfg.epochs):
+        best_record = _epoch(r, net, history, best_record, partial)
+        partial = None
+        signum = int(distributed.all_max(float(signals.signum or 0), ctx))
+        if signum and epoch + 1 < cfg.epochs:
+            raise Interrupted(signum, f"stopped on {signal_name(signum)} after epoch {epoch + 1}/{cfg.epochs}; "
+                                      f"{r.last_path} holds it: continue with --resume")
+    signals.immediate = f"after the last epoch; {r.last_path} holds every epoch: --resume writes the results"
+
+    results = Results.from_history(r.out, history, r.tr.model)
+
+    def write_results():
+        metrics.write(r.out, history)  # also after a resume with nothing left to train
+        text = json.dumps(results.to_dict(), indent=2) + "\n"
+        checkpoint.write_atomic(r.out / "results.json", lambda f: f.write(text.encode()))
+
+    distributed.together(write_results, ctx, main_only=True)
+    _log(ctx, results.report())
+    return results
+
+
+def _prepare(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitStack) -> _Run:
+    """Check every setting (one forward and backward of a test sample included), build the data,
+    model, optimizer, schedules and loaders, then take the run folder (its lock, into held)."""
+    out = Path(cfg.out) if cfg.out is not None else Path("runs") / cfg.run_name()
     if cfg.batch_size % ctx.world:
         raise ConfigError(f"batch_size (the global batch) must be divisible by the {ctx.world} processes, "
                           f"got {cfg.batch_size}")
     settings = step_settings(cfg, ctx.device)
-    distributed.together(lambda: _check_out(out, cfg), ctx, main_only=True)
+    distributed.together(lambda: runfolder.check_out(out, cfg), ctx, main_only=True)
     cuda = ctx.device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -536,7 +363,7 @@ def _train(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitSta
     def checked_model():
         net = build_model(cfg, info)
         if cfg.init_from is not None:
-            _init_weights(net, Path(cfg.init_from))
+            runfolder.init_weights(net, Path(cfg.init_from))
         net = net.to(ctx.device, memory_format=torch.channels_last if settings.channels_last
                      else torch.preserve_format)
         preflight(net, test_set[0][0], settings, cfg, batch=min(cfg.batch_size // ctx.world, len(train_set)))
@@ -547,7 +374,9 @@ def _train(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitSta
     surrogate = cfg.surrogate_spec
     tr = Training(model, optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs),
                   ESG(model, cfg.epochs, cfg.k_min, cfg.k_max) if surrogate.schedule == "esg" else None,
-                  DspikeSelector(model, cfg, ctx) if surrogate.schedule == "dspike" else None,
+                  DspikeSchedule(model, b0=cfg.dspike_b0, db=cfg.dspike_db, eps=cfg.dspike_eps, T=cfg.T,
+                                 chunk=cfg.dspike_chunk)
+                  if surrogate.schedule == "dspike" else None,
                   torch.Generator().manual_seed(cfg.seed))
     sampler = DistributedSampler(train_set, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed)
     local_batch = cfg.batch_size // ctx.world
@@ -555,82 +384,73 @@ def _train(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitSta
                                                           workers=workers, pin_memory=cuda)
     test_loader = make_loader(shard(test_set, ctx), local_batch, train=False, workers=workers, pin_memory=cuda)
 
-    distributed.together(lambda: _take_folder(held, out, cfg), ctx, main_only=True)
-    resumed = distributed.together(lambda: _resume(tr, cfg, ctx, last_path), ctx) if cfg.resume else Resumed()
-    history, best_record, partial = resumed.history, resumed.best, resumed.partial
-    distributed.together(lambda: _open_out(out, cfg, history), ctx, main_only=True)
-    net = distributed.wrap(model, ctx)
-    _log(ctx, f"{cfg.model} (width {cfg.width:g}, {models.count_parameters(model):,} parameters) on {cfg.dataset} "
-              f"{info.size[0]}x{info.size[1]}: {len(train_set)} train / {0 if val_set is None else len(val_set)} val / "
-              f"{len(test_set)} test, T={cfg.T}, surrogate {cfg.surrogate}, IM-Loss weight {cfg.im_lambda:g}, "
-              f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size} on {ctx.world} x {ctx.device.type}"
-              f"{', bf16 autocast' if settings.amp else ''}; writing {out}")
+    distributed.together(lambda: runfolder.take_folder(held, out, cfg), ctx, main_only=True)
+    description = (
+        f"{cfg.model} (width {cfg.width:g}, {models.count_parameters(model):,} parameters) on {cfg.dataset} "
+        f"{info.size[0]}x{info.size[1]}: {len(train_set)} train / {0 if val_set is None else len(val_set)} val / "
+        f"{len(test_set)} test, T={cfg.T}, surrogate {cfg.surrogate}, IM-Loss weight {cfg.im_lambda:g}, "
+        f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size} on {ctx.world} x {ctx.device.type}"
+        f"{', bf16 autocast' if settings.amp else ''}; writing {out}")
+    return _Run(cfg, ctx, signals, out, settings, tr, train_set, sampler, local_batch, workers, val_loader,
+                test_loader, description)
 
-    signals.immediate = None  # from here a signal stops the run at the next step boundary
-    for epoch in range(len(history), cfg.epochs):
-        sampler.set_epoch(epoch)
-        epoch_generator = tr.generator.get_state()  # the loader draws its workers' seed from it
-        order = sampler if partial is None else _SkipBatches(sampler, partial["step"] * local_batch)
-        loader = make_loader(train_set, local_batch, train=True, workers=workers, sampler=order,
-                             generator=tr.generator, pin_memory=cuda)  # fresh workers, seeded from the generator
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "K": _surrogate_k(cfg, tr.esg)}
-        metrics.reset_peak_memory(ctx.device)
-        trained = train_epoch(net, model, loader, optimizer, settings, ctx, epoch, cfg.epochs, select=tr.selector,
-                              progress=cfg.progress and ctx.main, stop=lambda: signals.signum or 0,
-                              resume_from=partial)
-        partial = None
-        if "stopped" in trained:
-            _stop_mid_epoch(trained, tr, cfg, ctx, history, best_record, epoch_generator, last_path)
-        if not _finite_state(model, ctx):  # e.g. weights overflowed by a huge step: never checkpoint them
-            raise NonFiniteLoss("non-finite weights or normalization statistics", epoch + 1, cfg.epochs)
-        tr.scheduler.step()
-        if tr.esg is not None:
-            tr.esg.step()
-        start = time.perf_counter()
-        val_acc = None if val_loader is None else evaluate(model, val_loader, settings, ctx)[0]
-        test_acc, rates = evaluate(model, test_loader, settings, ctx, rates=True)
-        images = trained.pop("images")
-        row.update(trained, val_acc=val_acc, test_acc=test_acc, eval_seconds=time.perf_counter() - start,
-                   images_per_s=images / trained["epoch_seconds"],
-                   peak_mem_mib=distributed.all_max(metrics.peak_memory_mib(ctx.device), ctx),
-                   dspike_b=None, dspike_seconds=None, dspike_forwards=None,
-                   dspike_skipped=None)
-        if tr.selector is not None:
-            row.update(dspike_b=tr.selector.b, **tr.selector.cost)
-        row.update({f"rate/{name}": rate for name, rate in rates.items()})
-        previous_best, _ = metrics.best(history, "val_acc")
-        history.append(row)
-        rng = distributed.gather_objects(checkpoint.capture_rng(), ctx)
-        state = tr.state(cfg, history, rng)
-        improved = val_acc is not None and (previous_best is None or val_acc > previous_best)
-        if improved and ctx.main:  # rank 0 writes the files, and the record
-            best_record = _best_record(state)
-        state["best"] = best_record
 
-        def write_epoch():
-            checkpoint.save(last_path, state)
-            if improved:  # after last.pt, which records it: a kill in between is repaired on resume
-                checkpoint.save(best_path, state)
-            metrics.write(out, history)
+def _epoch(r: _Run, net: nn.Module, history: list[dict], best_record: Optional[dict],
+           partial: Optional[dict]) -> Optional[dict]:
+    """Epoch len(history) + 1: train (the rest of it after `partial`, an interrupted epoch's
+    progress), step the LR and ESG, evaluate, append its metrics row to history, write last.pt,
+    best.pt (when validation accuracy improved) and the metrics files. -> the best.pt record.
+    Raises Interrupted (after writing last.pt) when a signal stopped training mid-epoch,
+    NonFiniteLoss when the weights stopped being finite."""
+    cfg, ctx, tr, epoch = r.cfg, r.ctx, r.tr, len(history)
+    cuda = ctx.device.type == "cuda"
+    r.sampler.set_epoch(epoch)
+    epoch_generator = tr.generator.get_state()  # the loader draws its workers' seed from it
+    order = r.sampler if partial is None else _SkipBatches(r.sampler, partial["step"] * r.local_batch)
+    loader = make_loader(r.train_set, r.local_batch, train=True, workers=r.workers, sampler=order,
+                         generator=tr.generator, pin_memory=cuda)  # fresh workers, seeded from the generator
+    row = {"epoch": epoch + 1, "lr": tr.optimizer.param_groups[0]["lr"], "K": _surrogate_k(cfg, tr.esg)}
+    metrics.reset_peak_memory(ctx.device)
+    trained = train_epoch(net, tr.model, loader, tr.optimizer, r.settings, ctx, epoch, cfg.epochs,
+                          select=None if tr.selector is None else _dspike_on_rank0(tr.selector, ctx),
+                          progress=cfg.progress and ctx.main, stop=lambda: r.signals.signum or 0,
+                          resume_from=partial)
+    if "stopped" in trained:
+        _stop_mid_epoch(trained, tr, cfg, ctx, history, best_record, epoch_generator, r.last_path)
+    if not _finite_state(tr.model, ctx):  # e.g. weights overflowed by a huge step: never checkpoint them
+        raise NonFiniteLoss("non-finite weights or normalization statistics", epoch + 1, cfg.epochs)
+    tr.scheduler.step()
+    if tr.esg is not None:
+        tr.esg.step()
+    start = time.perf_counter()
+    val_acc = None if r.val_loader is None else evaluate(tr.model, r.val_loader, r.settings, ctx)[0]
+    test_acc, rates = evaluate(tr.model, r.test_loader, r.settings, ctx, rates=True)
+    images = trained.pop("images")
+    row.update(trained, val_acc=val_acc, test_acc=test_acc, eval_seconds=time.perf_counter() - start,
+               images_per_s=images / trained["epoch_seconds"],
+               peak_mem_mib=distributed.all_max(metrics.peak_memory_mib(ctx.device), ctx),
+               dspike_b=None, dspike_seconds=None, dspike_forwards=None, dspike_skipped=None)
+    if tr.selector is not None:
+        row.update(dspike_b=tr.selector.b, **tr.selector.cost)
+    row.update({f"rate/{name}": rate for name, rate in rates.items()})
+    previous_best, _ = metrics.best(history, "val_acc")
+    history.append(row)
+    rng = distributed.gather_objects(checkpoint.capture_rng(), ctx)
+    state = tr.state(cfg, history, rng)
+    improved = val_acc is not None and (previous_best is None or val_acc > previous_best)
+    if improved and ctx.main:  # rank 0 writes the files, and the record
+        best_record = runfolder.best_record(state)
+    state["best"] = best_record
 
-        distributed.together(write_epoch, ctx, main_only=True)
-        _log(ctx, metrics.summary(row, cfg.epochs))
-        signum = int(distributed.all_max(float(signals.signum or 0), ctx))
-        if signum and epoch + 1 < cfg.epochs:
-            raise Interrupted(signum, f"stopped on {signal_name(signum)} after epoch {epoch + 1}/{cfg.epochs}; "
-                                      f"{last_path} holds it: continue with --resume")
-    signals.immediate = f"after the last epoch; {last_path} holds every epoch: --resume writes the results"
+    def write_epoch():
+        checkpoint.save(r.last_path, state)
+        if improved:  # after last.pt, which records it: a kill in between is repaired on resume
+            checkpoint.save(r.best_path, state)
+        metrics.write(r.out, history)
 
-    results = Results.from_history(out, history, model)
-
-    def write_results():
-        metrics.write(out, history)  # also after a resume with nothing left to train
-        text = json.dumps(results.to_dict(), indent=2) + "\n"
-        checkpoint.write_atomic(out / "results.json", lambda f: f.write(text.encode()))
-
-    distributed.together(write_results, ctx, main_only=True)
-    _log(ctx, results.report())
-    return results
+    distributed.together(write_epoch, ctx, main_only=True)
+    _log(ctx, metrics.summary(row, cfg.epochs))
+    return best_record
 
 
 def _stop_mid_epoch(trained: dict, tr: Training, cfg: Config, ctx: Context, history: list[dict],

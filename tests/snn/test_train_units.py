@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from snn.train import Config, checkpoint, engine, metrics, run
+from snn.train import Config, checkpoint, engine, metrics, run, runfolder
 from snn.train.distributed import Context
 from snn.train.loop import StepSettings, model_input
 
@@ -127,6 +127,6 @@ def test_resume_restores_each_ranks_own_rng_state(tmp_path, monkeypatch):
             pass
 
     for rank in (0, 1):
-        engine._resume(Untouched(), Config(**{**cfg.__dict__, "resume": True}), Context(rank, 2, CPU, False), path)
+        runfolder.resume(Untouched(), Config(**{**cfg.__dict__, "resume": True}), Context(rank, 2, CPU, False), path)
     assert [torch.equal(r["torch"], s["torch"]) for r, s in zip(restored, (rank0, rank1))] == [True, True]
     assert not torch.equal(rank0["torch"], rank1["torch"])
