@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import snn
-from snn.dspike import select_temperature
+from snn.dspike import DspikeSchedule, select_temperature
 
 B, DB = 3.0, 0.5
 
@@ -128,3 +128,55 @@ def test_unchanged_loss_asks_for_a_larger_eps():
     with pytest.raises(snn.dspike.FlatFiniteDifference, match="increase eps"):
         select_temperature(model, x, torch.zeros(1), lambda out, _: out.sum(), eps=1e-3)
     assert model.lif.alpha == B
+
+
+def at_threshold_batch(best):
+    """The input and model of the first test, whose finite difference matches Dspike at b = best."""
+    vth, a = 0.5, math.cosh(0.4 * best) ** 2
+    x = torch.zeros(1, 1, 2, 4, 4)
+    x[0, 0, 0, :2] = 1.0
+    x[0, 0, 1, 2:] = a
+    return x, TwoWeightNet(vth, 0.2 * vth / a, B)
+
+
+def test_equal_similarities_keep_the_current_temperature(monkeypatch):
+    """Algorithm 1 moves b only for a strictly better match: with every candidate tied, b stays."""
+    x, model = at_threshold_batch(B + DB)
+    monkeypatch.setattr(F, "cosine_similarity", lambda *args, **kwargs: torch.tensor(0.5, dtype=torch.float64))
+    choice = select_temperature(model, x, torch.zeros(1), lambda out, _: out.sum(), b=B, db=DB, eps=0.2)
+    assert choice.b == B and set(choice.similarity) == {B - DB, B, B + DB}
+
+
+@pytest.mark.parametrize("b0, db", [(3.0, 0.5), (1.0, 0.5), (0.8, 0.4), (0.3, 0.15)])
+def test_schedule_shrinks_db_to_half_of_b_near_zero(monkeypatch, b0, db):
+    """With DB = 0.5: db stays 0.5 while b >= 1 (b - db >= b / 2), and is b / 2 below (worked by hand)."""
+    seen, real = [], snn.dspike.select_temperature
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["db"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(snn.dspike, "select_temperature", spy)
+    x, model = at_threshold_batch(B)
+    schedule = DspikeSchedule(model, b0=b0, db=DB, eps=0.2, loss_fn=lambda out, _: out.sum())
+    schedule.step(x, torch.zeros(1))
+    assert seen == [pytest.approx(db)]
+    assert schedule.b in (pytest.approx(b0 - db), b0, pytest.approx(b0 + db))
+    assert model.lif.alpha == schedule.b
+
+
+def test_schedule_moves_b_and_records_the_cost():
+    x, model = at_threshold_batch(B + DB)
+    schedule = DspikeSchedule(model, b0=B, db=DB, eps=0.2, loss_fn=lambda out, _: out.sum())
+    schedule.step(x, torch.zeros(1))
+    assert schedule.b == B + DB and model.lif.alpha == B + DB
+    assert schedule.cost["dspike_forwards"] == 4 and schedule.cost["dspike_skipped"] is None
+    assert schedule.cost["dspike_seconds"] > 0 and "b" not in schedule.cost
+
+
+def test_schedule_keeps_b_on_a_flat_finite_difference():
+    model = TwoWeightNet(0.1, 0.1, B)  # no perturbation flips a spike
+    schedule = DspikeSchedule(model, b0=B, db=DB, eps=1e-3, loss_fn=lambda out, _: out.sum())
+    schedule.step(torch.ones(1, 1, 2, 2, 2), torch.zeros(1))
+    assert schedule.b == B and model.lif.alpha == B
+    assert "increase eps" in schedule.cost["dspike_skipped"] and schedule.cost["dspike_forwards"] == 4
