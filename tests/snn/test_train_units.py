@@ -130,3 +130,33 @@ def test_resume_restores_each_ranks_own_rng_state(tmp_path, monkeypatch):
         runfolder.resume(Untouched(), Config(**{**cfg.__dict__, "resume": True}), Context(rank, 2, CPU, False), path)
     assert [torch.equal(r["torch"], s["torch"]) for r, s in zip(restored, (rank0, rank1))] == [True, True]
     assert not torch.equal(rank0["torch"], rank1["torch"])
+
+
+def test_a_dspike_epoch_stopped_mid_way_resumes_with_its_selection(tmp_path, monkeypatch):
+    """Dspike selects b on an epoch's first batch; a stop later in that epoch must carry the choice
+    and its cost into last.pt, so the resumed epoch's row reports them (not a blank cost)."""
+    import signal
+
+    from snn.train.stop import Interrupted
+
+    dspike = dict(surrogate="dspike", epochs=2, dspike_eps=0.05)
+    whole = run(tiny(tmp_path / "whole", **dspike))
+    calls, real = [], engine.train_epoch
+
+    def stopped_after_step_2_of_epoch_2(*args, stop=None, **kwargs):
+        def stop_now():
+            calls.append(args[6])
+            return signal.SIGTERM if args[6] == 1 and calls.count(1) == 2 else stop()
+
+        return real(*args, stop=stop_now, **kwargs)
+
+    monkeypatch.setattr(engine, "train_epoch", stopped_after_step_2_of_epoch_2)
+    with pytest.raises(Interrupted):
+        run(tiny(tmp_path / "cut", **dspike))
+    cost = checkpoint.load(tmp_path / "cut" / "run" / "last.pt")["partial"]["dspike"]
+    monkeypatch.setattr(engine, "train_epoch", real)
+    resumed = run(tiny(tmp_path / "cut", resume=True, **dspike))
+    row = resumed.history[1]
+    assert row["dspike_b"] == whole.history[1]["dspike_b"]
+    assert row["dspike_seconds"] == cost["dspike_seconds"] > 0
+    assert row["dspike_forwards"] == whole.history[1]["dspike_forwards"] > 0
