@@ -1,6 +1,7 @@
 """The training engine's small pieces, each against values worked out by hand: the time-major
 layout of event batches, metrics.best on ties, zeros and nulls, the checkpoint digest seeing every
-byte, the best checkpoint kept on a tie, and each rank's own RNG state restored on resume."""
+byte, the best checkpoint kept on a tie, each rank's own RNG state restored on resume, and a Dspike selection
+carried across a mid-epoch stop."""
 
 import random
 
