@@ -19,25 +19,22 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-if __package__ in (None, ""):  # run as `python reproduce/fig2_spike_rate.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from reproduce._common import plot  # noqa: E402
-from reproduce._common.budget import is_main  # noqa: E402
-from reproduce._common.script import budget_note, command, finish, start  # noqa: E402
-from reproduce._common.table import Measured, ResultsTable  # noqa: E402
-from reproduce._common.training import (ROW_ERRORS, Setting, cells, config, data_label, not_run,  # noqa: E402
+from reproduce._common import plot
+from reproduce._common.budget import is_main
+from reproduce._common.script import budget_note, command, finish, start
+from reproduce._common.table import Measured, ResultsTable
+from reproduce._common.training import (ROW_ERRORS, Setting, cells, config, data_label, not_run,
                                         run_device, train)
-from snn.data import make_loader  # noqa: E402
-from snn.files import write_atomic  # noqa: E402
-from snn.neuron import LIF  # noqa: E402
-from snn.train import Config  # noqa: E402
-from snn.train.distributed import Context  # noqa: E402
-from snn.train.engine import build_data, build_model, seed_everything  # noqa: E402
-from snn.train.loop import StepSettings, evaluate  # noqa: E402
+from snn.data import make_loader
+from snn.files import write_atomic
+from snn.neuron import LIF
+from snn.train import Config
+from snn.train.distributed import Context
+from snn.train.engine import build_data, build_model, seed_everything
+from snn.train.loop import StepSettings, evaluate
 
 SCRIPT = "fig2_spike_rate"
 METHOD = {"norm": "none", "surrogate": "esg", "im_lambda": 2.0}

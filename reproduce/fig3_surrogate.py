@@ -18,17 +18,14 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-if __package__ in (None, ""):  # run as `python reproduce/fig3_surrogate.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pandas as pd
+import torch
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from kernels import lif_scan  # noqa: E402
-from reproduce._common import plot  # noqa: E402
-from reproduce._common.budget import REFERENCE_RESULTS, REPO, RESULTS, git_sha  # noqa: E402
-from snn.files import write_atomic  # noqa: E402
+from kernels import lif_scan
+from reproduce._common import plot
+from reproduce._common.budget import REFERENCE_RESULTS, REPO, RESULTS, git_sha
+from snn.files import write_atomic
 
 SCRIPT = "fig3_surrogate"
 K_VALUES = (1.0, 2.0, 5.0, 10.0)
