@@ -239,3 +239,14 @@ def test_each_epoch_trains_on_a_new_permutation_with_the_cosine_lr(tmp_path, mon
     assert len({tuple(order) for order in orders}) == 4
     expected = [0.05 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]  # 0.1, 0.0854, 0.05, 0.0146
     assert [row["lr"] for row in results.history] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("field, inside, outside", [
+    ("decay", 1.0, math.nextafter(1.0, 2.0)), ("decay", 0.0, -0.0 - 5e-324), ("seed", 0, -1),
+    ("seed", 2 ** 32 - 1, 2 ** 32), ("val_fraction", math.nextafter(1.0, 0.0), 1.0), ("lr", 5e-324, 0.0),
+    ("epochs", 1, 0), ("workers", 0, -1)])
+def test_config_ranges_at_their_exact_edges(field, inside, outside):
+    """Each range check at its edge and one step outside (edges from the Config docstring)."""
+    assert getattr(Config(**{field: inside}), field) == inside
+    with pytest.raises(ValueError, match=field):
+        Config(**{field: outside})
