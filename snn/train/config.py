@@ -13,7 +13,7 @@ from typing import Optional
 
 from kernels import BACKENDS
 
-from .. import checks
+from .. import checks, dspike
 from ..data import DATASETS
 from ..models import MODELS, NORMS
 from .presets import PRESETS
@@ -46,7 +46,7 @@ class Surrogate:
     schedule: Optional[str]
 
 
-def parse_surrogate(spec: str, k_min: float = 1.0, dspike_b0: float = 3.0) -> Surrogate:
+def parse_surrogate(spec: str, k_min: float = 1.0, dspike_b0: float = dspike.B0) -> Surrogate:
     """'esg' | 'tanh:K' | 'rect' | 'rect:WIDTH' | 'dspike' -> Surrogate."""
     if not isinstance(spec, str):
         raise TypeError(f"surrogate must be a str, one of {SURROGATE_FORMS}; got {spec!r}")
@@ -93,9 +93,9 @@ class Config:
     surrogate: str = "esg"
     k_min: float = 1.0
     k_max: float = 10.0
-    dspike_b0: float = 3.0
-    dspike_db: float = 0.5
-    dspike_eps: float = 1e-2
+    dspike_b0: float = dspike.B0
+    dspike_db: float = dspike.DB
+    dspike_eps: float = dspike.EPS
     dspike_chunk: int = 16
     vth: float = 0.5
     decay: float = 0.25
