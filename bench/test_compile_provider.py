@@ -26,7 +26,7 @@ from .lif_providers import Provider, check_against_naive
 from .record import record
 from .roofline import lif_min_bytes
 from .shapes import LifCase, tiny
-from .test_lif_scan import MODES, PARAMS, _inputs, _timed
+from .test_lif_scan import MODES, PARAMS, _inputs, _time_mode
 
 CUDA_CASES = [LifCase(4, 1 << 20, torch.float32, "sweep-T4-N1048576-fp32"),
               LifCase(4, 1 << 22, torch.float32, "sweep-T4-N4194304-fp32")]
@@ -69,12 +69,7 @@ def test_compile_provider(benchmark, ccase, mode, device, device_name, copy_band
     x, gs, gm = _inputs(ccase.T, ccase.N, ccase.dtype, device)
     if mode == MODES[0]:
         check_against_naive(provider, x, PARAMS, gs)
-    target, setup = _timed(provider, mode, x, gs, gm)
-    rounds = 20 if device == "cuda" else 3
-    if setup is None:
-        benchmark.pedantic(target, rounds=rounds, warmup_rounds=2, iterations=1)
-    else:
-        benchmark.pedantic(target, setup=setup, rounds=rounds, warmup_rounds=2, iterations=1)
+    _time_mode(benchmark, provider, mode, x, gs, gm)
     assert counter.frame_count == 1, (f"{ccase.id}: {counter.frame_count} compilations (1 expected; 0 means dynamo "
                                       f"ran the function eagerly)")
     record(benchmark, kernel="lif_scan", provider="compile", mode=mode, T=ccase.T, N=ccase.N, dtype=ccase.dtype,

@@ -33,6 +33,14 @@ def _inputs(T, N, dtype, device, seed=0):
     return x, grad_spikes, torch.tensor(2.0, device=device)
 
 
+def _time_mode(benchmark, provider, mode, x, gs, gm) -> None:
+    """Time one mode with benchmark.pedantic (20 rounds on CUDA, 3 elsewhere, 2 warm-up)."""
+    target, setup = _timed(provider, mode, x, gs, gm)
+    rounds = 20 if x.is_cuda else 3
+    kwargs = {} if setup is None else {"setup": setup}
+    benchmark.pedantic(target, rounds=rounds, warmup_rounds=2, iterations=1, **kwargs)
+
+
 def _timed(provider, mode, x, gs, gm):
     """(target, setup) for benchmark.pedantic; setup (untimed) builds what the target needs."""
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
@@ -81,12 +89,7 @@ def test_lif_scan(benchmark, case, provider_name, mode, device, device_name, cop
     if (provider_name, case.id) not in _CHECKED:  # once per input, not once per mode
         check_against_naive(provider, x, PARAMS, gs)
         _CHECKED.add((provider_name, case.id))
-    target, setup = _timed(provider, mode, x, gs, gm)
-    rounds = 20 if device == "cuda" else 3
-    if setup is None:
-        benchmark.pedantic(target, rounds=rounds, warmup_rounds=2, iterations=1)
-    else:
-        benchmark.pedantic(target, setup=setup, rounds=rounds, warmup_rounds=2, iterations=1)
+    _time_mode(benchmark, provider, mode, x, gs, gm)
     record(benchmark, kernel="lif_scan", provider=provider_name, mode=mode, T=case.T, N=case.N, dtype=case.dtype,
            shape=case.id, device=device_name, copy_bandwidth=copy_bandwidth,
            min_bytes=lif_min_bytes(case.T, case.N, case.dtype, mode, provider.state_bytes))

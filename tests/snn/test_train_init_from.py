@@ -7,14 +7,6 @@ import torch
 from snn.train import Config, ConfigError, checkpoint, engine, main, run
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(out, **overrides) -> Config:
     fields = dict(dataset="synthetic", model="cifarnet", width=0.125, T=2, epochs=1, batch_size=32,
                   progress=False, out=str(out))
