@@ -1,7 +1,7 @@
 """compile_check's reading of the PTX time loop, on hand-written PTX: which global loads feed
 the step that issues them and which are prefetches for the next step (the `pref` column)."""
 
-from kernels.lif.compile_check import loop_load_use, problems, Report
+from tools.compile_check import loop_load_use, problems, Report
 
 # A load used in its own iteration (through a bitcast move and an add), the shape Triton emits
 # for a masked load that the next instruction consumes.
