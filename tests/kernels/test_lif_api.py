@@ -13,13 +13,14 @@ import triton.language as tl
 
 from kernels import lif_scan
 from kernels.lif import fused_torch, fused_triton
+from kernels.lif.backends import backend_module
 from kernels.lif.naive import asymptotic
 from kernels.lif.params import LIFParams
 from kernels.profiling import saved_tensor_bytes
 
-from .lif_check import assert_matches_naive, run
+from .lif_check import assert_matches_naive, fused_backends, run
 
-FUSED = ["torch", "triton"]
+FUSED = fused_backends()
 
 
 def _x(shape=(4, 3, 50), seed=0, device="cpu", dtype=torch.float32):
@@ -198,7 +199,7 @@ def test_compact_state_bytes(backend, device):
 
 @pytest.mark.parametrize("backend", FUSED)
 def test_inference_saves_nothing(backend, device):
-    module = fused_torch if backend == "torch" else fused_triton
+    module = backend_module(backend)
     x = _x(device=device)
     for requires_grad, grad_enabled in [(False, True), (True, False)]:
         with mock.patch.object(module, "fwd", wraps=module.fwd) as spy, torch.set_grad_enabled(grad_enabled):
@@ -209,7 +210,7 @@ def test_inference_saves_nothing(backend, device):
 
 @pytest.mark.parametrize("backend", FUSED)
 def test_compact_state_holds_exact_spikes_and_rounded_membrane(backend, device):
-    module = fused_torch if backend == "torch" else fused_triton
+    module = backend_module(backend)
     T, N = 5, 1029
     x = _x((T, N), device=device)
     spikes = torch.empty_like(x)
@@ -378,7 +379,7 @@ DSPIKE_B3 = {0.5: ([-0.01, 0.0, 0.25, 0.5, 0.75, 1.0, 1.01], [0.0, 0.2995, 0.988
 
 
 @pytest.mark.parametrize("vth", sorted(DSPIKE_B3))
-@pytest.mark.parametrize("backend", ["naive", "torch", "triton"])
+@pytest.mark.parametrize("backend", ["naive", *FUSED])
 def test_dspike_surrogate_is_centred_on_the_threshold(backend, vth, device):
     """T = 1, upstream spike gradient 1: dL/dx is the surrogate derivative at u = x."""
     u, expected = DSPIKE_B3[vth]
