@@ -292,7 +292,8 @@ NON_FINITE_SPIKES = {"hard": [[0, 1, 1, 0, 1, 1],
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 @pytest.mark.parametrize(("backend", "mode"), [("naive", "inference"), ("naive", "grad"),
-                                               *[(b, m) for b in FUSED for m in ("inference", "grad", "compact")]])
+                                               *[pytest.param(*b.values, m, marks=b.marks) for b in FUSED
+                                                 for m in ("inference", "grad", "compact")]])
 def test_non_finite_membrane_spikes_are_0_or_1(backend, mode, reset, dtype, device):
     """Every backend and path (no grad, exact and compact saved state) emits 0/1 spikes for NaN
     and +-inf inputs, the hand-computed ones; a NaN membrane never fires."""
