@@ -126,6 +126,13 @@ def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
         lif_scan(torch.zeros(2, 3), backend="triton")
 
 
+def test_triton_takes_meta_tensors_without_the_interpreter(monkeypatch):
+    """Meta tensors need only the op's fake implementation, so no CUDA device or interpreter."""
+    monkeypatch.setattr(fused_triton, "_INTERPRETING", False)
+    spikes, u_mean = lif_scan(torch.empty(2, 3, 5, device="meta"), backend="triton")
+    assert spikes.shape == (2, 3, 5) and spikes.device.type == "meta" and u_mean.shape == ()
+
+
 def test_triton_rejects_float64(device):
     with pytest.raises(TypeError, match="use backend='torch' for float64"):
         lif_scan(torch.zeros(2, 3, dtype=torch.float64, device=device), backend="triton")
