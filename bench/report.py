@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from snn.files import write_atomic
+
 STANDARD_COLUMNS = ("min_bytes", "gbps", "frac_copy_bw", "copy_gbps", "saved_bytes", "saved_bytes_per_elem")
 ID_COLUMNS = ["shape", "mode"]  # the shape id names the model or sweep, T, N and dtype
 ROW_FIELDS = ("kernel", "provider", "mode", "T", "N", "dtype", "shape")
@@ -217,7 +219,7 @@ README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -
 
 
 def readme_summary(df: pd.DataFrame, name: str) -> str:
-    """The README's performance section: forward+backward speed-ups and saved bytes."""
+    """The performance page's summary (docs/performance.md): forward+backward speed-ups and saved bytes."""
     lines = [f"Measured by `pytest bench/ --benchmark-only` on {df.device.iloc[0]} (torch {df.torch.iloc[0]}, "
              f"git {str(df.git_sha.iloc[0])[:10]}); full tables in `bench/results/{name}.md`.\n"]
     for baseline in ("naive", "spikingjelly"):
@@ -253,13 +255,13 @@ def readme_summary(df: pd.DataFrame, name: str) -> str:
 
 
 def update_readme(path: Path, summary: str) -> None:
-    """Replace the text between the README's bench-table markers by summary."""
+    """Replace the text between a page's bench-table markers (docs/performance.md) by summary."""
     text = path.read_text()
     if README_START not in text or README_END not in text:
         raise ValueError(f"{path} has no {README_START} ... {README_END} section to fill")
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    path.write_text(f"{head}{README_START}\n{summary}\n{README_END}{tail}")
+    write_atomic(path, f"{head}{README_START}\n{summary}\n{README_END}{tail}")
 
 
 def plot(df: pd.DataFrame, path: Path) -> bool:
@@ -285,7 +287,7 @@ def plot(df: pd.DataFrame, path: Path) -> bool:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
     return True
 
@@ -297,7 +299,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--name", required=True, help="file stem, e.g. <device>-<date>")
     parser.add_argument("--cut", type=Path, action="append", default=[],
                         help="a results file whose run was stopped by its time cap (reported as partial)")
-    parser.add_argument("--readme", type=Path, help="also write the summary into this README's bench-table section")
+    parser.add_argument("--readme", type=Path, help="also write the summary into this page's bench-table section (docs/performance.md)")
     args = parser.parse_args(argv)
     df, notes = load_all(args.json, args.cut)
     for note in notes:
@@ -305,11 +307,11 @@ def main(argv=None) -> pd.DataFrame:
             print(f"report: {note.path}: {note.status}" + (f" ({note.detail})" if note.detail else ""), file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     text = markdown(df, notes)
-    (args.out / f"{args.name}.md").write_text(text)
+    write_atomic(args.out / f"{args.name}.md", text)
     if df.empty:
         print(text)
         raise SystemExit(f"report: none of the {len(notes)} results files held a timed result")
-    df.to_csv(args.out / f"{args.name}.csv", index=False)
+    write_atomic(args.out / f"{args.name}.csv", df.to_csv(index=False))
     plot(df, args.out / f"{args.name}-lif_scan.png")
     if args.readme:
         update_readme(args.readme, readme_summary(df, args.name))

@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from snn.files import write_atomic  # the repository is on PYTHONPATH (bench/gpu_check.sh) or installed
+
 SETTINGS = ("auto", "cuda", "triton", "torch")
 SHAPES = ((4, 1 << 20, "float32"), (4, 1 << 20, "bfloat16"), (4, 1 << 22, "float32"),
           (10, 128 * 16 * 32 * 32, "float32"))  # (T, N, dtype)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", choices=SETTINGS, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args(argv)
     if args.one:
-        args.out.write_text(json.dumps(measure(args.one)))
+        write_atomic(args.out, json.dumps(measure(args.one)))
         return 0
     results = []
     for setting in SETTINGS:
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                                if failed else json.loads(Path(child_out.name).read_text()))
             except subprocess.TimeoutExpired:
                 results.append({"setting": setting, "error": f"timed out after {args.timeout:.0f} s"})
-        args.out.write_text(json.dumps(results, indent=1))  # after each setting: a cut run keeps the others
+        write_atomic(args.out, json.dumps(results, indent=1))  # after each setting: a cut run keeps the others
     for r in results:
         chosen = r.get("selected", {}).get("implementation", "-")
         print(f"SJ_LIF_CUDA_IMPLEMENTATION={r['setting']}: implementation={chosen} {r.get('error', '')}")

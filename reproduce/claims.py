@@ -23,29 +23,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-if __package__ in (None, ""):  # run as `python reproduce/claims.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from reproduce._common import dspike_cost  # noqa: E402
-from reproduce._common.budget import Budget, git_sha, is_main  # noqa: E402
-from reproduce._common.script import command, start  # noqa: E402
-from reproduce._common.table import _write_atomic  # noqa: E402
-from reproduce._common.training import ROW_ERRORS, Setting, config, data_label, model_device, train  # noqa: E402
-from reproduce.fig2_spike_rate import initial_rates  # noqa: E402
-from reproduce.fig3_surrogate import kernel_grad  # noqa: E402
-from snn.data import make_loader  # noqa: E402
-from snn.esg import ESG, esg_k  # noqa: E402
-from snn.im_loss import im_loss  # noqa: E402
-from snn.neuron import LIF  # noqa: E402
-from snn.train import Config, Results  # noqa: E402
-from snn.train.distributed import Context  # noqa: E402
-from snn.train.engine import build_data, build_model, build_optimizer  # noqa: E402
-from snn.train.loop import StepSettings, model_input  # noqa: E402
+from reproduce._common import dspike_cost
+from reproduce._common.budget import Budget, git_sha, is_main
+from reproduce._common.script import command, start
+from snn.files import write_atomic
+from reproduce._common.training import ROW_ERRORS, Setting, config, data_label, model_device, train
+from reproduce.fig2_spike_rate import initial_rates
+from reproduce.fig3_surrogate import kernel_grad
+from snn.data import make_loader
+from snn.esg import ESG, esg_k
+from snn.im_loss import im_loss
+from snn.neuron import LIF
+from snn.train import Config, Results
+from snn.train.distributed import Context
+from snn.train.engine import build_data, build_model, build_optimizer
+from snn.train.loop import StepSettings, model_input
 
 SCRIPT = "claims"
 HOLDS, FAILS = "HOLDS", "DOES NOT HOLD"
@@ -348,7 +345,7 @@ def write(stem: Path, rows: list[dict], budget: Budget, data: str, cmd: str, sha
     if not is_main():
         return
     frame = pd.DataFrame(rows, columns=COLUMNS + KEYS)
-    _write_atomic(stem.with_suffix(".csv"), frame.to_csv(index=False))
+    write_atomic(stem.with_suffix(".csv"), frame.to_csv(index=False))
     scale = (f"**{budget.tag.upper()} budget**: measured on {data}, not on the paper's datasets, at "
              f"reduced width and epochs; a verdict says whether the claim holds AT THIS SCALE, not whether the "
              f"paper's claim is true." if budget.reduced else "**paper budget**: the paper's datasets and recipe.")
@@ -361,7 +358,7 @@ def write(stem: Path, rows: list[dict], budget: Budget, data: str, cmd: str, sha
              "- Spike rates are over the whole test set; accuracies are test accuracy at the epoch of best "
              "accuracy on a held-out 10% validation split, except Fig. 4's, which read the test curve.",
              "", f"Written {time.strftime('%Y-%m-%d %H:%M %Z')} by `{cmd}` at git {sha}."]
-    _write_atomic(stem.with_suffix(".md"), "\n".join(lines) + "\n")
+    write_atomic(stem.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,24 +19,22 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-if __package__ in (None, ""):  # run as `python reproduce/fig2_spike_rate.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from reproduce._common import plot  # noqa: E402
-from reproduce._common.budget import is_main  # noqa: E402
-from reproduce._common.script import budget_note, command, finish, start  # noqa: E402
-from reproduce._common.table import Measured, ResultsTable  # noqa: E402
-from reproduce._common.training import (ROW_ERRORS, Setting, cells, config, data_label, not_run,  # noqa: E402
+from reproduce._common import plot
+from reproduce._common.budget import is_main
+from reproduce._common.script import budget_note, command, finish, start
+from reproduce._common.table import Measured, ResultsTable
+from reproduce._common.training import (ROW_ERRORS, Setting, cells, config, data_label, not_run,
                                         run_device, train)
-from snn.data import make_loader  # noqa: E402
-from snn.neuron import LIF  # noqa: E402
-from snn.train import Config  # noqa: E402
-from snn.train.distributed import Context  # noqa: E402
-from snn.train.engine import build_data, build_model, seed_everything  # noqa: E402
-from snn.train.loop import StepSettings, evaluate  # noqa: E402
+from snn.data import make_loader
+from snn.files import write_atomic
+from snn.neuron import LIF
+from snn.train import Config
+from snn.train.distributed import Context
+from snn.train.engine import build_data, build_model, seed_everything
+from snn.train.loop import StepSettings, evaluate
 
 SCRIPT = "fig2_spike_rate"
 METHOD = {"norm": "none", "surrogate": "esg", "im_lambda": 2.0}
@@ -66,8 +64,7 @@ def initial_rates(cfg: Config) -> dict[str, float]:
     settings = StepSettings(T=cfg.T, device=device, amp=False, channels_last=False, im_lambda=cfg.im_lambda,
                             clip_grad=None)
     _, rates = evaluate(model, make_loader(test_set, cfg.batch_size, train=False), settings, ctx, rates=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rates) + "\n")
+    write_atomic(path, json.dumps(rates) + "\n")
     return rates
 
 
@@ -157,7 +154,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     figures = ()
     if frames and is_main():
         data = pd.concat(frames).assign(budget=budget.tag, device=table.rows[-1]["device"], **{"git sha": table.sha})
-        data.to_csv(args.out / f"{table.stem}-data.csv", index=False)
+        write_atomic(args.out / f"{table.stem}-data.csv", data.to_csv(index=False))
         figures = (draw(data, budget, data_label(MODELS["cifarnet"][1], budget), args.out / f"{table.stem}.png"),
                    args.out / f"{table.stem}-data.csv")
     return finish(table, PRINTED, figures)

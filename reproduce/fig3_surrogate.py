@@ -18,16 +18,14 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-if __package__ in (None, ""):  # run as `python reproduce/fig3_surrogate.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pandas as pd
+import torch
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from kernels import lif_scan  # noqa: E402
-from reproduce._common import plot  # noqa: E402
-from reproduce._common.budget import REFERENCE_RESULTS, REPO, RESULTS, git_sha  # noqa: E402
+from kernels import lif_scan
+from reproduce._common import plot
+from reproduce._common.budget import REFERENCE_RESULTS, REPO, RESULTS, git_sha
+from snn.files import write_atomic
 
 SCRIPT = "fig3_surrogate"
 K_VALUES = (1.0, 2.0, 5.0, 10.0)
@@ -108,9 +106,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     frame = curves(args.k, args.vth)
     args.out.mkdir(parents=True, exist_ok=True)
     csv, md = args.out / f"{SCRIPT}.csv", args.out / f"{SCRIPT}.md"
-    frame.to_csv(csv, index=False)
+    write_atomic(csv, frame.to_csv(index=False))
     table = summary(frame, args.vth).to_markdown(index=False, floatfmt=".3g")
-    md.write_text(f"# Fig. 3: the asymptotic function and its gradient (Vth = {args.vth:g})\n\n{table}\n\n"
+    write_atomic(md, f"# Fig. 3: the asymptotic function and its gradient (Vth = {args.vth:g})\n\n{table}\n\n"
                   f"- Exact formulas (eq. 13 and its derivative), sampled at {SAMPLES} points on "
                   f"[Vth - {SPAN:g}, Vth + {SPAN:g}]; no training, so there is no budget.\n"
                   f"- max |lif_scan - formula|: the tanh surrogate gradient of kernels.lif_scan (T = 1, float64, "

@@ -17,17 +17,15 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-if __package__ in (None, ""):  # run as `python reproduce/fig4_esg.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from reproduce._common import plot  # noqa: E402
-from reproduce._common.budget import is_main  # noqa: E402
-from reproduce._common.script import budget_note, command, finish, start  # noqa: E402
-from reproduce._common.table import Paper, ResultsTable  # noqa: E402
-from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,  # noqa: E402
+from reproduce._common import plot
+from reproduce._common.budget import is_main
+from reproduce._common.script import budget_note, command, finish, start
+from reproduce._common.table import Paper, ResultsTable
+from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,
                                         data_label, measured, not_run, train)
+from snn.files import write_atomic
 
 SCRIPT = "fig4_esg"
 ARCHS = {"cifarnet": ("CIFARNet", "paper-cifarnet", 92.20), "resnet19": ("ResNet-19", "paper-cifar10", 95.40)}
@@ -95,7 +93,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     figures = ()
     if frames and is_main():
         data = pd.concat(frames).assign(budget=budget.tag, **{"git sha": table.sha})
-        data.to_csv(args.out / f"{table.stem}-data.csv", index=False)
+        write_atomic(args.out / f"{table.stem}-data.csv", data.to_csv(index=False))
         figures = (draw(data, budget, data_label(Setting("paper-cifar10", "resnet19", 4), budget),
                         args.out / f"{table.stem}.png"), args.out / f"{table.stem}-data.csv")
     return finish(table, PRINTED, figures)

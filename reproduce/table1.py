@@ -19,15 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-if __package__ in (None, ""):  # run as `python reproduce/table1.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from reproduce._common.budget import is_main  # noqa: E402
-from reproduce._common.script import budget_note, command, finish, start, walk  # noqa: E402
-from reproduce._common.table import Paper, ResultsTable  # noqa: E402
-from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,  # noqa: E402
+from reproduce._common.budget import is_main
+from reproduce._common.script import budget_note, command, finish, start, walk
+from reproduce._common.table import Paper, ResultsTable
+from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,
                                         data_label, measured, not_run, train)
-from reproduce._common.warm_start import warm_start  # noqa: E402
+from reproduce._common.warm_start import warm_start
 
 SCRIPT = "table1"
 

@@ -21,16 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-if __package__ in (None, ""):  # run as `python reproduce/table2.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from reproduce._common import dspike_cost  # noqa: E402
-from reproduce._common.budget import is_main  # noqa: E402
-from reproduce._common.script import budget_note, command, finish, start, walk  # noqa: E402
-from reproduce._common.table import QUOTED, Paper, ResultsTable  # noqa: E402
-from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,  # noqa: E402
+from reproduce._common import dspike_cost
+from reproduce._common.budget import is_main
+from reproduce._common.script import budget_note, command, finish, start, walk
+from reproduce._common.table import QUOTED, Paper, ResultsTable
+from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,
                                         data_label, measured, not_run, train_or_reason)
-from reproduce._common.variation import seed_spread  # noqa: E402
+from reproduce._common.variation import seed_spread
 
 SCRIPT = "table2"
 VARIATION_ROW = "c10-cifarnet-t4"  # the row trained with --seeds seeds at reduced budgets (the cheapest static row)

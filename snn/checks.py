@@ -43,6 +43,13 @@ def integer(name: str, value, low: int) -> int:
     return int(value)
 
 
+def choice(name: str, value, accepted):
+    """One of `accepted` (ValueError naming them otherwise), returned as given."""
+    if value not in accepted:
+        raise ValueError(f"{name} must be one of {tuple(accepted)}, got {value!r}")
+    return value
+
+
 def boolean(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {value!r} of type {type(value).__name__}")

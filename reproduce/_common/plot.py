@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
+
+from snn.files import write_atomic  # noqa: E402
 
 from .budget import Budget  # noqa: E402
 
@@ -23,16 +23,8 @@ def banner(fig, budget: Budget, data: str) -> None:
 
 def save(fig, path: Path) -> Path:
     """Write fig as PNG to path atomically and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=150, bbox_inches="tight"))
     finally:
         plt.close(fig)
     return path

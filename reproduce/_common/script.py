@@ -20,7 +20,13 @@ def start(script: str, description: str, argv: Optional[list[str]], ids: list[st
           datasets: tuple[str, ...], variation: bool = False):
     """Parse argv -> (args, budget, selected ids), printing the budget and why; None after --list.
     variation: the script takes --seeds (see _common/variation.py)."""
-    args = parser(description, variation).parse_args(argv)
+    p = parser(description, variation)
+    args = p.parse_args(argv)
+    for flag in ("out", "runs"):
+        folder = getattr(args, flag)
+        existing = next(f for f in (folder, *folder.parents) if f.exists())
+        if not existing.is_dir():
+            p.error(f"--{flag} {folder}: {existing} is a file, not a folder; choose another --{flag}")
     if variation and args.seeds < 0:
         raise SystemExit(f"--seeds must be >= 0, got {args.seeds}")
     if args.list:

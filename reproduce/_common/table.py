@@ -9,16 +9,19 @@ is only quoted). Anything else raises TypeError, so a paper number cannot reach 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import hashlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import pandas as pd
+
+from snn.files import write_atomic
 
 from .budget import Budget, git_sha, is_main
 
@@ -99,17 +102,17 @@ def difference(paper: Optional[Paper], ours: Ours) -> str:
     return f"{ours.pct - paper.pct:+.2f} pp"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive flock on the results folder itself (no lock file beside the tables) for the
+    with-block: one process at a time reads and rewrites a table there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _now() -> str:
@@ -124,6 +127,9 @@ class ResultsTable:
     finished row. `track(run_id, folder)` names the run folder a run id's rows are measured from;
     `finished(row_id, run_id)` returns a finished row of the previous files to reuse, only when its
     run stamp (see run_stamp) is the tracked folder's current one, and `reuse` adds it marked.
+    Another process may write the same table meanwhile (the same script with other --rows): every
+    rewrite holds a lock on the folder, reads the files again and keeps the finished rows the other
+    process added or changed since this one started, so neither loses the other's rows.
     """
 
     def __init__(self, out: Path, script: str, budget: Budget, title: str, extra: list[str], notes: list[str],
@@ -135,6 +141,7 @@ class ResultsTable:
         self.rows: list[dict] = []
         self.sha = git_sha()
         self._previous = self._read_previous()
+        self._foreign: dict = {}  # finished rows another process wrote since, by (row id, run id)
         self._folders: dict[str, Path] = {}
 
     def _read_previous(self) -> dict:
@@ -204,10 +211,13 @@ class ResultsTable:
         return self.rows[-1]
 
     def frame(self, pending: bool = False) -> pd.DataFrame:
-        """The rows added so far; pending: then the previous files' finished rows not added again."""
+        """The rows added so far; pending: then the previous files' finished rows not added again;
+        then the finished rows other processes wrote meanwhile (see the class docstring)."""
         added = {r["row id"] for r in self.rows}
         rest = [r for r in self._previous.values() if r["row id"] not in added] if pending else []
-        return pd.DataFrame(self.rows + rest, columns=COLUMNS + self.extra + KEYS)
+        seen = added | {r["row id"] for r in rest}
+        foreign = [r for r in self._foreign.values() if r["row id"] not in seen]
+        return pd.DataFrame(self.rows + rest + foreign, columns=COLUMNS + self.extra + KEYS)
 
     def markdown(self, columns: Optional[list[str]] = None, pending: bool = False) -> str:
         """The table as markdown: `columns`, or all but the CSV-only key columns."""
@@ -221,9 +231,15 @@ class ResultsTable:
         """Rewrite the CSV and the markdown (on torchrun rank 0 only); see the class docstring."""
         if not is_main():
             return
-        _write_atomic(self.csv, self.frame(pending).to_csv(index=False))
-        when = _now()
-        lines = [f"# {self.title}", "", f"**Budget `{self.budget.tag}`**: {self.budget.description}.", "",
-                 self.markdown(pending=pending), "", *[f"- {n}" for n in self.notes], "",
-                 f"Written {when} by `{self.command}` at git {self.sha}."]
-        _write_atomic(self.md, "\n".join(lines) + "\n")
+        with _folder_lock(self.csv.parent):
+            with warnings.catch_warnings():  # an empty file was reported when the table started
+                warnings.simplefilter("ignore")
+                now = self._read_previous()
+            self._foreign.update({k: r for k, r in now.items() if self._previous.get(k) != r and
+                                  not any(r == mine for mine in self.rows)})
+            write_atomic(self.csv, self.frame(pending).to_csv(index=False))
+            when = _now()
+            lines = [f"# {self.title}", "", f"**Budget `{self.budget.tag}`**: {self.budget.description}.", "",
+                     self.markdown(pending=pending), "", *[f"- {n}" for n in self.notes], "",
+                     f"Written {when} by `{self.command}` at git {self.sha}."]
+            write_atomic(self.md, "\n".join(lines) + "\n")

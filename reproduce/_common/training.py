@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import sys
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import mean
@@ -21,7 +22,8 @@ import pandas as pd
 import torch
 
 from snn.data import DatasetNotFound
-from snn.train import Config, NonFiniteLoss, Results, run
+from snn.files import write_atomic
+from snn.train import Config, NonFiniteLoss, Results, run, runlock
 from snn.train.presets import PRESETS
 
 from .budget import Budget, device_label
@@ -94,23 +96,46 @@ def run_device(cfg: Config) -> torch.device:
 def train(cfg: Config) -> Results:
     """snn.train.run(cfg), its log appended to <out>/train.log (a finished run just reloads).
 
-    <out>/devices.json lists the device of every call that trained epochs, so a run reused or
-    resumed elsewhere reports where its epochs really ran (see trained_on)."""
+    The run folder's lock (snn.train.runlock) is held throughout: a row whose folder another script
+    is training waits for it, then resumes (or reloads) what that one wrote, instead of training
+    the same folder twice at once. <out>/devices.json lists the device of every call that trained
+    epochs, so a run reused or resumed elsewhere reports where its epochs really ran (see trained_on)."""
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    done = len(pd.read_csv(out / "metrics.csv")) if (out / "metrics.csv").is_file() else 0
-    if done < cfg.epochs:
-        labels = trained_on(out)
-        label = device_label(run_device(cfg))
-        (out / DEVICES).write_text(json.dumps(labels + [label] if label not in labels else labels) + "\n")
-    with open(out / "train.log", "a") as log, contextlib.redirect_stdout(log):
-        return run(cfg)
+
+    def waiting(holder: str) -> None:
+        print(f"  {out} is being trained by {holder}; waiting for it to finish", flush=True)
+
+    with runlock.hold(out, wait=True, on_wait=waiting):
+        done = len(pd.read_csv(out / "metrics.csv")) if (out / "metrics.csv").is_file() else 0
+        if done < cfg.epochs:
+            labels = trained_on(out)
+            label = device_label(run_device(cfg))
+            write_atomic(out / DEVICES, json.dumps(labels + [label] if label not in labels else labels) + "\n")
+        with open(out / "train.log", "a") as log, contextlib.redirect_stdout(log):
+            return run(cfg)
+
+
+UNREADABLE = "unknown (devices.json unreadable)"
 
 
 def trained_on(out: Path) -> list[str]:
-    """The device labels recorded for the run in out (see train)."""
+    """The device labels recorded for the run in out (see train). A devices.json that is not a JSON
+    list of strings (empty: a kill while an older version wrote it) gives [UNREADABLE] and a
+    warning naming it: the devices of the earlier epochs are not known."""
     path = Path(out) / DEVICES
-    return json.loads(path.read_text()) if path.is_file() else []
+    if not path.is_file():
+        return []
+    try:
+        labels = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        labels, reason = None, f"{type(e).__name__}: {e}"
+    else:
+        reason = f"it holds {type(labels).__name__} {labels!r:.60}, not a list of device names"
+    if isinstance(labels, list) and all(isinstance(label, str) for label in labels):
+        return labels
+    warnings.warn(f"{path} cannot be read ({reason}); the devices of the run's earlier epochs are reported as "
+                  f"{UNREADABLE!r}", stacklevel=2)
+    return [UNREADABLE]
 
 
 def model_device(results: Results) -> torch.device:

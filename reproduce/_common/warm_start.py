@@ -21,6 +21,7 @@ import torch
 
 from snn.data import make_loader
 from snn.esg import ESG
+from snn.files import write_atomic
 from snn.im_loss import im_loss
 from snn.neuron import lif_layers
 from snn.train import Config, checkpoint
@@ -61,8 +62,7 @@ def warm_start(cfg: Config) -> WarmStart:
     esg = ESG(model, cfg.epochs, cfg.k_min, cfg.k_max) if cfg.surrogate_spec.schedule == "esg" else None
     steps, rate = _im_steps(model, train_set, cfg, device)
     record = WarmStart(steps, rate, time.perf_counter() - start)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RECORD).write_text(json.dumps(record.__dict__) + "\n")
+    write_atomic(out / RECORD, json.dumps(record.__dict__) + "\n")
     optimizer = build_optimizer(cfg, model)  # the run's own optimizer starts fresh
     state = Training(model, optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs), esg,
                      None, torch.Generator().manual_seed(cfg.seed)).state(cfg, [], [checkpoint.capture_rng()])

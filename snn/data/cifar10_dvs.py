@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..files import WriteError, write_atomic
 from .aedat import read_dvs128
 from ..checks import integer as check_int
 from .errors import DatasetCorrupt, DatasetNotFound
@@ -81,18 +81,6 @@ def split_files(folder: Path, misnamed: Optional[list[str]] = None) -> tuple[lis
     return train, test
 
 
-def _save_atomic(tensor: torch.Tensor, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it owner-only; a shared cache should stay readable
-        with os.fdopen(fd, "wb") as f:
-            torch.save(tensor, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def load_events(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixel events (x, y, p) of one CIFAR10-DVS file (aedat.read_dvs128), each [N] int64, N >= 1.
 
@@ -108,14 +96,16 @@ def load_events(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class EventFrames(Dataset):
     """(frames [frames, 2, size, size] float32, label) per event file, computed once and cached.
 
-    The cache holds one .pt per file at cache_dir/<class>/<file stem>.pt, written atomically (a
-    temporary file, then os.replace), so concurrent loader workers or ranks never read a partial file.
+    The cache holds one .pt per file at cache_dir/<class>/<file stem>.pt, written atomically
+    (snn.files.write_atomic), so concurrent loader workers or ranks never read a partial file.
     A cache file that cannot be read, or holds anything but a float32 [frames, 2, size, size] tensor,
-    is rebuilt from its .aedat file with a warning naming both. Raises DatasetCorrupt naming the
+    is rebuilt from its .aedat file with a warning naming both. The cache is optional: when it cannot
+    be written (read-only, full disk) one warning says so and the frames are computed without it
+    (cache_dir None: no cache at all). Raises DatasetCorrupt naming the
     .aedat file when that file is bad (see load_events).
     """
 
-    def __init__(self, files: list[tuple[Path, int]], frames: int, size: int, cache_dir: Path,
+    def __init__(self, files: list[tuple[Path, int]], frames: int, size: int, cache_dir: Optional[Path],
                  resize: str = "bilinear"):
         self.files = files
         self.frames = frames
@@ -128,14 +118,21 @@ class EventFrames(Dataset):
 
     def __getitem__(self, i: int):
         path, label = self.files[i]
+        if self.cache_dir is None:
+            return events_to_frames(*load_events(path), frames=self.frames, size=self.size, resize=self.resize), label
         cached = self.cache_dir / CLASSES[label] / (path.stem + ".pt")
         if cached.is_file():
             frames = self._load_cached(cached, path)
             if frames is not None:
                 return frames, label
         frames = events_to_frames(*load_events(path), frames=self.frames, size=self.size, resize=self.resize)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        _save_atomic(frames, cached)
+        try:
+            write_atomic(cached, lambda f: torch.save(frames, f), fsync=False)  # a cache: losing it costs time only
+        except WriteError as e:
+            warnings.warn(f"cifar10-dvs: the frame cache {self.cache_dir} cannot be written ({e}); going on without "
+                          f"it (frames are computed on every read); pass the data option cache_dir=DIR with a "
+                          f"writable DIR to cache them", stacklevel=2)
+            self.cache_dir = None
         return frames, label
 
     def _load_cached(self, cached: Path, source: Path) -> Optional[torch.Tensor]:
@@ -199,8 +196,10 @@ def build_cifar10_dvs(name: str, root: Path, download: bool, *, frames: int, siz
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OSError(f"cifar10-dvs: cannot create the frame cache {cache} ({e}); pass cache_dir= "
-                      f"a writable folder") from e
+        warnings.warn(f"cifar10-dvs: cannot create the frame cache {cache} ({e.strerror or e}); going on without it "
+                      f"(frames are computed on every read); pass the data option cache_dir=DIR with a writable DIR "
+                      f"to cache them", stacklevel=2)
+        cache = None
     return Parts(
         train=EventFrames(train_files, frames, size, cache, resize),
         test=EventFrames(test_files, frames, size, cache, resize),

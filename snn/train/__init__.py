@@ -8,7 +8,8 @@
 Modules: config (Config, surrogate modes), presets (the paper's recipes), engine (run, Results),
 loop (one epoch, evaluation, NonFiniteLoss), checkpoint (atomic save, integrity-checked load, RNG
 states), metrics (per-epoch CSV / JSON lines), distributed (torchrun DDP, failing all ranks
-together), cli (`python -m snn.train`).
+together), runlock (one process per run folder), stop (SIGINT / SIGTERM at a step boundary), cli
+(`python -m snn.train`).
 """
 
 from .checkpoint import CheckpointError, WriteError
@@ -18,6 +19,8 @@ from .distributed import PeerFailed
 from .engine import Results, run
 from .loop import NonFiniteLoss
 from .presets import PRESETS
+from .runlock import RunFolderBusy
+from .stop import Interrupted
 
 __all__ = ["run", "Config", "Results", "PRESETS", "NonFiniteLoss", "ConfigError", "CheckpointError", "WriteError",
-           "PeerFailed", "parse_surrogate", "main"]
+           "PeerFailed", "RunFolderBusy", "Interrupted", "parse_surrogate", "main"]

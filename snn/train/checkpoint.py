@@ -11,13 +11,13 @@ match it, so a damaged checkpoint is never trained on.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..files import WriteError, partial_writes, write_atomic  # noqa: F401  (write_atomic, WriteError: re-exported)
 
 DIGEST = "sha256"  # the key save() adds: hex SHA-256 of every other entry (see digest)
 
@@ -25,11 +25,6 @@ DIGEST = "sha256"  # the key save() adds: hex SHA-256 of every other entry (see 
 class CheckpointError(Exception):
     """A checkpoint cannot be used: unreadable, damaged, or not a snn.train checkpoint. The message
     names the file, what is wrong and what to do (the command line exits with 2)."""
-
-
-class WriteError(OSError):
-    """Writing a run file failed (full disk, no permission, ...); the file it would have replaced is
-    untouched. The message names the file and the reason."""
 
 
 def digest(state) -> str:
@@ -61,39 +56,17 @@ def digest(state) -> str:
     return h.hexdigest()
 
 
-def write_atomic(path: Path, write) -> None:
-    """Call write(binary file) on a temporary file `.<name>.*.tmp` in path's folder, fsync it, then
-    os.replace it onto path; on any failure the temporary file is removed and path keeps its
-    previous contents. Raises WriteError when the file system refuses (full disk, permissions)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise WriteError(f"cannot write {path}: {e.strerror or e}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and not isinstance(e, WriteError):
-            raise WriteError(f"cannot write {path}: {e.strerror or e}; the previous {path.name} (if any) is "
-                             f"unchanged") from e
-        raise
-
-
-def save(path: Path, state: dict) -> None:
-    """Write state plus its digest (key DIGEST) to path atomically (see write_atomic)."""
-    write_atomic(path, lambda f: torch.save({**state, DIGEST: digest(state)}, f))
+def save(path: Path, state: dict) -> str:
+    """Write state plus its digest (key DIGEST) to path atomically (see write_atomic); -> the digest."""
+    stored = digest(state)
+    write_atomic(path, lambda f: torch.save({**state, DIGEST: stored}, f))
+    return stored
 
 
 def remove_partial_writes(folder: Path, names) -> list[Path]:
     """Delete the temporary files `.<name>.*.tmp` that an interrupted write_atomic of one of names
     (file names in folder) left behind; -> the files removed."""
-    stale = sorted(p for name in names for p in Path(folder).glob(f".{name}.*.tmp") if p.is_file())
+    stale = partial_writes(folder, names)
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

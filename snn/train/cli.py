@@ -15,6 +15,7 @@ from .config import DEVICES, LIF_BACKENDS, OPTIMIZERS, SURROGATE_FORMS, Config, 
 from .distributed import PeerFailed
 from .engine import run
 from .loop import NonFiniteLoss
+from .stop import Interrupted
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NONFINITE = 1, 2, 3
 EXIT_CODES = {EXIT_USAGE: (DatasetNotFound, ConfigError, FileExistsError, CheckpointError),
@@ -39,12 +40,13 @@ outputs in --out: config.json, last.pt (after every epoch), best.pt (best valida
 metrics.csv and metrics.jsonl (one row per epoch: losses, accuracies, K, Dspike b and its cost,
 seconds, images/s, peak memory, per-layer spike rates on the test set), results.json.
 
-exit codes (each failure prints one line "error: ...", on rank 0 only under torchrun):
+exit codes (each failure prints one line "error: ...", under torchrun on every rank, naming it):
   0 done; 1 a run file could not be written (full disk, ...; the previous checkpoint is kept) or
   another process of the run failed; 2 bad settings (found before the run folder is created),
   missing or corrupt data, an unreadable or damaged checkpoint, or a run directory that already
-  holds a run (pass --resume); 3 training diverged: non-finite loss, gradient or weights (the last
-  checkpoint, with finite weights, is kept).
+  holds a run (pass --resume) or is in use by another process; 3 training diverged: non-finite loss,
+  gradient or weights (the last checkpoint, with finite weights, is kept); 130 / 143 stopped by
+  SIGINT (Ctrl-C) / SIGTERM at the next step, after saving a checkpoint that --resume continues.
 
 examples:
   python -m snn.train                                     # digits on CPU
@@ -163,6 +165,10 @@ def main(argv=None) -> int:
     config = config_from_args(argv)
     try:
         run(config)
+    except Interrupted as e:  # SIGINT / SIGTERM: 130 / 143, after saving what resumes
+        return _fail(e, e.exit_code, "interrupted")
+    except KeyboardInterrupt:  # Ctrl-C before run() took the signals over (joining the process group)
+        return _fail("stopped on SIGINT before the run started; nothing was written", 130, "interrupted")
     except Exception as e:
         for code, kinds in EXIT_CODES.items():
             if isinstance(e, kinds):
@@ -171,7 +177,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def _fail(error: Exception, code: int) -> int:
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"error: {error}", file=sys.stderr, flush=True)
+def _fail(error: BaseException, code: int, kind: str = "error") -> int:
+    """Print one line saying why this process stops (under torchrun every rank does, naming its rank
+    after rank 0) and return code."""
+    rank = os.environ.get("RANK", "0")
+    print(f"{kind}: {error}" if rank == "0" else f"{kind} (rank {rank}): {error}", file=sys.stderr, flush=True)
     return code

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Optional
 
 from kernels import BACKENDS
 
+from .. import checks
 from ..data import DATASETS
 from ..models import MODELS, NORMS
 from .presets import PRESETS
@@ -22,6 +22,7 @@ OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
 LIF_BACKENDS = BACKENDS
 SURROGATE_FORMS = "'esg', 'tanh:K' (K > 0), 'rect' or 'rect:WIDTH' (WIDTH > 0), 'dspike'"
+SEED_MAX = 2**32 - 1  # numpy.random.seed accepts [0, 2**32 - 1]
 RECT_WIDTH = 1.0  # tdBN's rectangular surrogate: 1/a on |u - vth| < a/2 with a = 1 (Zheng et al. 2021)
 
 # Fields that may change when a run is resumed: where and how it runs, not what it computes.
@@ -62,31 +63,6 @@ def parse_surrogate(spec: str, k_min: float = 1.0, dspike_b0: float = 3.0) -> Su
         if math.isfinite(alpha) and alpha > 0:
             return Surrogate(name, alpha, None)
     raise ValueError(f"surrogate must be one of {SURROGATE_FORMS}; got {spec!r}")
-
-
-def _real(name: str, value, low: float, *, strict: bool = False) -> None:
-    """A finite real number >= low (> low when strict)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    if not math.isfinite(value) or value < low or (strict and value == low):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value}")
-
-
-def _int(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {low}, got {value!r} of type {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-
-
-def _bool(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r} of type {type(value).__name__}")
-
-
-def _choice(name: str, value, accepted) -> None:
-    if value not in accepted:
-        raise ValueError(f"{name} must be one of {tuple(accepted)}, got {value!r}")
 
 
 @dataclass
@@ -144,36 +120,33 @@ class Config:
     progress: bool = True
 
     def __post_init__(self):
-        _choice("model", self.model, MODELS)
-        _choice("norm", self.norm, NORMS)
-        _choice("dataset", self.dataset, DATASETS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("device", self.device, DEVICES)
-        _choice("backend", self.backend, LIF_BACKENDS)
+        for name, accepted in (("model", MODELS), ("norm", NORMS), ("dataset", DATASETS), ("optimizer", OPTIMIZERS),
+                               ("device", DEVICES), ("backend", LIF_BACKENDS)):
+            checks.choice(name, getattr(self, name), accepted)
         for name in ("width", "k_min", "k_max", "dspike_b0", "dspike_db", "dspike_eps", "vth", "lr"):
-            _real(name, getattr(self, name), 0, strict=True)
-        for name in ("im_lambda", "momentum", "weight_decay", "decay", "val_fraction"):
-            _real(name, getattr(self, name), 0)
-        if self.decay > 1:
-            raise ValueError(f"decay must lie in [0, 1], got {self.decay}")
-        if self.val_fraction >= 1:
-            raise ValueError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+            checks.real(name, getattr(self, name), 0, low_open=True)
+        for name in ("im_lambda", "momentum", "weight_decay"):
+            checks.real(name, getattr(self, name), 0)
+        checks.real("decay", self.decay, 0, 1)
+        checks.real("val_fraction", self.val_fraction, 0, 1, high_open=True)
         for name in ("T", "epochs", "batch_size", "dspike_chunk"):
-            _int(name, getattr(self, name), 1)
-        _int("seed", self.seed, 0)
+            checks.integer(name, getattr(self, name), 1)
+        checks.integer("seed", self.seed, 0)
+        if self.seed > SEED_MAX:
+            raise ValueError(f"seed must be an int in [0, {SEED_MAX}] (numpy's seed range), got {self.seed}")
         for name in ("download", "detach_reset", "resume", "progress"):
-            _bool(name, getattr(self, name))
+            checks.boolean(name, getattr(self, name))
         if self.clip_grad is not None:
-            _real("clip_grad", self.clip_grad, 0, strict=True)
+            checks.real("clip_grad", self.clip_grad, 0, low_open=True)
         if self.init_from is not None and not isinstance(self.init_from, str):
             raise TypeError(f"init_from must be the path of a checkpoint as a str, got {type(self.init_from).__name__}")
         if self.input_size is not None:
-            _int("input_size", self.input_size, 1)
+            checks.integer("input_size", self.input_size, 1)
         if self.workers is not None:
-            _int("workers", self.workers, 0)
+            checks.integer("workers", self.workers, 0)
         for name in ("amp", "channels_last", "bias"):
             if getattr(self, name) is not None:
-                _bool(name, getattr(self, name))
+                checks.boolean(name, getattr(self, name))
         if self.k_min > self.k_max:
             raise ValueError(f"k_min must be <= k_max, got k_min={self.k_min}, k_max={self.k_max}")
         if self.dspike_db >= self.dspike_b0:

@@ -1,7 +1,8 @@
 """DistributedDataParallel plumbing for `torchrun --nproc_per_node=N -m snn.train ...`.
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `setup` then joins the process group (nccl on
-CUDA, gloo on CPU). Without them the run is a single process and every helper here is a no-op.
+CUDA, gloo on CPU) with a timeout of $SNN_DIST_TIMEOUT seconds (default 600), so that a rank
+whose peers never come (a taken MASTER_PORT, a rank not started) stops with a message. Without them the run is a single process and every helper here is a no-op.
 Rank 0 logs and writes checkpoints; metrics are summed over ranks.
 
 Failures end every rank together: a step that may fail on some ranks only (rank 0's file writes,
@@ -13,7 +14,10 @@ blocked in a collective fails promptly (gloo: "Connection closed by peer") inste
 
 from __future__ import annotations
 
+import datetime
 import os
+import sys
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -24,9 +28,19 @@ from ..im_loss import im_loss as local_im_loss, im_term, restricted_layers
 from .config import ConfigError
 
 
+TIMEOUT_VARIABLE = "SNN_DIST_TIMEOUT"
+WATCHDOG_GRACE = 10.0  # seconds after the timeout before the start-up watchdog ends the process
+DEFAULT_TIMEOUT = 600.0  # seconds: rank 0 may build the data (a download) while the others wait in a collective
+
+
+class StartFailed(ConfigError):
+    """This process could not join the process group (the port is taken, a peer never came, ...);
+    the command line exits with 2."""
+
+
 class PeerFailed(RuntimeError):
     """Another process of the run failed in a shared step (see together); this one stops too. The
-    message names the failing ranks and their errors; the command line prints it on rank 0 only."""
+    message names the failing ranks and their errors."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +80,50 @@ def setup(device: str) -> Context:
         return Context(0, 1, dev, owns_group=False)
     owns = not dist.is_initialized()
     if owns:
-        dist.init_process_group("nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None)
+        seconds = timeout_seconds()
+        where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+        rank = os.environ.get("RANK", "?")
+        advice = ("check that every rank was started with the same MASTER_ADDR / MASTER_PORT and that no other "
+                  "program uses that port")
+        # torch's store client can wait for ever on a port where another program accepts connections
+        # and never answers: give up a little after the timeout, saying why.
+        watchdog = threading.Timer(seconds + WATCHDOG_GRACE, _give_up, args=(
+            f"error (rank {rank}): rank {rank} could not join the process group at {where} within {seconds:g} s "
+            f"({TIMEOUT_VARIABLE}): no answer; {advice}",))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            dist.init_process_group("nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None,
+                                    timeout=datetime.timedelta(seconds=seconds))
+        except (RuntimeError, ValueError, OSError) as e:  # DistNetworkError, DistStoreError, a bad variable
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StartFailed(f"rank {rank} could not join the process group at {where} within {seconds:g} s "
+                              f"({TIMEOUT_VARIABLE}): {type(e).__name__}: {reason}; {advice}") from None
+        finally:
+            watchdog.cancel()
     return Context(dist.get_rank(), dist.get_world_size(), dev, owns_group=owns)
+
+
+def _give_up(line: str) -> None:
+    """The start-up watchdog's end: one line on stderr, then exit 2 at once (the main thread is stuck
+    inside torch's store client, where no exception reaches it)."""
+    print(line, file=sys.stderr, flush=True)
+    os._exit(2)
+
+
+def timeout_seconds() -> float:
+    """The process group's timeout (joining it, and any one collective): $SNN_DIST_TIMEOUT seconds,
+    default DEFAULT_TIMEOUT. Raises ConfigError for a value that is not a positive number."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "")
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise ConfigError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def teardown(ctx: Context) -> None:

@@ -13,6 +13,8 @@ the exceptions listed in run(), and under torchrun they end every rank together.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import random
@@ -25,17 +27,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset, DistributedSampler, Subset
+from torch.utils.data import Dataset, DistributedSampler, Sampler, Subset
 
 from .. import models
 from ..data import build_datasets, make_loader
 from ..dspike import FlatFiniteDifference, first_conv, select_temperature
 from ..esg import ESG
 from ..neuron import lif_layers
-from . import checkpoint, distributed, metrics
+from . import checkpoint, distributed, metrics, runlock
 from .config import Config, ConfigError
 from .distributed import Context
 from .loop import NonFiniteLoss, StepSettings, evaluate, model_input, train_epoch
+from .stop import Interrupted, Signals, name as signal_name
 
 CUDA_WORKERS = 8  # default data-loader workers per process on CUDA (CPU runs load in the main process)
 RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "metrics.jsonl", "results.json")  # written atomically
@@ -108,9 +111,25 @@ def build_data(cfg: Config, ctx: Context):
             return build_datasets(cfg.dataset, **kwargs)
         except (TypeError, ValueError) as e:  # an option or value the dataset does not accept
             raise ConfigError(str(e)) from None
+        except (RuntimeError, MemoryError) as e:
+            if not _out_of_memory(e):
+                raise
+            raise ConfigError(f"the {cfg.dataset} data does not fit in memory with these settings "
+                              f"({cfg.dataset_options() or 'defaults'}): {_first_line(e)}; use a smaller "
+                              f"--input-size") from None
 
     data = distributed.together(build, ctx, main_only=True)
     return distributed.together(lambda: data if ctx.main else build(), ctx)
+
+
+def _first_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether error is an allocation failure (CPU or CUDA)."""
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(error, RuntimeError) and any(m in str(error) for m in ("can't allocate memory", "out of memory")))
 
 
 def build_model(cfg: Config, info) -> nn.Module:
@@ -125,23 +144,32 @@ def build_model(cfg: Config, info) -> nn.Module:
         raise ConfigError(f"model {cfg.model}: {e}") from None
 
 
-def preflight(model: nn.Module, sample: torch.Tensor, s: StepSettings, cfg: Config) -> None:
-    """One evaluation forward of a single test sample, so that settings the model cannot run with
-    (a backend this device lacks, an input too small for the architecture) fail before anything is
-    written. Changes no state: eval mode, no gradient, RNG states restored.
+def preflight(model: nn.Module, sample: torch.Tensor, s: StepSettings, cfg: Config, batch: int = 1) -> None:
+    """A forward and backward of one batch of `batch` copies of a test sample, so that settings the
+    model cannot run with (a backend this device lacks, an input too small for the architecture, a
+    first batch that does not fit in memory) fail before anything is written. Changes no state:
+    eval mode (normalization statistics untouched), gradients dropped, RNG states restored.
 
     sample: one dataset input ([C, H, W] or [T, 2, H, W]). Raises ConfigError with the reason."""
     training = model.training
     model.eval()
     try:
-        with torch.random.fork_rng(devices=[s.device] if s.device.type == "cuda" else []), torch.no_grad(), \
+        with torch.random.fork_rng(devices=[s.device] if s.device.type == "cuda" else []), \
                 torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.amp):
-            model(model_input(sample.unsqueeze(0), s), T=s.T)
-    except (RuntimeError, ValueError, TypeError) as e:
+            x = model_input(sample.unsqueeze(0).expand(batch, *sample.shape).contiguous(), s)
+            model(x, T=s.T).float().sum().backward()
+    except (RuntimeError, ValueError, TypeError, MemoryError) as e:
+        if _out_of_memory(e):
+            raise ConfigError(f"the first training batch ({batch} x {tuple(sample.shape)}, {cfg.model}, T={cfg.T}) does "
+                              f"not fit in {s.device.type} memory: {_first_line(e)}; lower --batch-size or "
+                              f"--input-size") from None
         raise ConfigError(f"{cfg.model} cannot run with these settings (input {tuple(sample.shape)}, backend "
                           f"{cfg.backend!r}, device {s.device.type}): {type(e).__name__}: {str(e).strip()}") from None
     finally:
         model.train(training)
+        model.zero_grad(set_to_none=True)
+        if s.device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
@@ -278,31 +306,109 @@ def _init_weights(model: nn.Module, path: Path) -> None:
     model.load_state_dict(weights)
 
 
-def _resume(tr: Training, cfg: Config, ctx: Context, path: Path) -> list[dict]:
-    """Load path (when it exists) into tr and the RNGs; -> the metrics history so far ([] if none).
+@dataclass
+class Resumed:
+    """What _resume restored besides tr: the history, the best.pt record and a partial epoch."""
 
-    Raises checkpoint.CheckpointError for a file that is unreadable, damaged or not a checkpoint."""
+    history: list[dict] = field(default_factory=list)
+    best: Optional[dict] = None  # {"epoch", "model_digest"} of best.pt, see _best_record
+    partial: Optional[dict] = None  # loop.train_epoch's stopped result of the interrupted epoch, plus "dspike"
+
+
+def _best_record(state: dict) -> dict:
+    """What last.pt records about best.pt: its epoch and the digest of its weights."""
+    return {"epoch": state["epoch"], "model_digest": checkpoint.digest(state["model"])}
+
+
+def _check_best(state: dict, path: Path, ctx: Context) -> None:
+    """Check that best.pt (beside path) holds the weights last.pt's record names; rebuild it from
+    last.pt when the record names last.pt's own epoch (a kill fell between the two writes), else
+    raise CheckpointError saying what is wrong. Only rank 0 reads or writes it."""
+    record = state.get("best")
+    if record is None or not ctx.main:
+        return
+    best_path = path.parent / "best.pt"
+    problem = None
+    if not best_path.exists():
+        problem = "is missing"
+    else:
+        try:
+            best = checkpoint.load(best_path, keys=("epoch", "model"))
+        except checkpoint.CheckpointError as e:
+            problem = f"cannot be used ({e})"
+        else:
+            if best["epoch"] != record["epoch"] or checkpoint.digest(best["model"]) != record["model_digest"]:
+                problem = (f"holds epoch {best['epoch']} with other weights than this run's best epoch "
+                           f"{record['epoch']} (replaced or from another run)")
+    if problem is None:
+        return
+    if record["epoch"] == state["epoch"] and state.get("partial") is None:  # due right after last.pt: same weights
+        checkpoint.save(best_path, state)
+        _log(ctx, f"rebuilt {best_path} from {path} (epoch {state['epoch']}): it {problem}")
+        return
+    raise checkpoint.CheckpointError(
+        f"{best_path} {problem}: {path} records the best validation epoch {record['epoch']} there, and its weights "
+        f"cannot be rebuilt; restore the original {best_path.name}, or start a new run in another --out")
+
+
+def _resume(tr: Training, cfg: Config, ctx: Context, path: Path) -> Resumed:
+    """Load path (when it exists) into tr and the RNGs, after checking best.pt against it.
+
+    Raises checkpoint.CheckpointError for a file that is unreadable, damaged or not a checkpoint,
+    or a best.pt that is not the one last.pt records (see _check_best)."""
     if not path.exists():
         _log(ctx, f"nothing to resume in {path.parent} (no {path.name}); starting from scratch")
-        return []
+        return Resumed()
     state = checkpoint.load(path, keys=CHECKPOINT_KEYS)
     _check_resumable(state["config"], cfg, path)
+    _check_best(state, path, ctx)
     tr.load(state)
     rng = state["rng"]
     if len(rng) != ctx.world:
         _log(ctx, f"note: {path} was written by {len(rng)} processes, this run has {ctx.world}; the data order "
                   f"and random streams differ from an uninterrupted run")
     checkpoint.restore_rng(rng[ctx.rank] if len(rng) == ctx.world else rng[0])
-    _log(ctx, f"resumed {path} after epoch {state['epoch']}/{cfg.epochs}")
-    return list(state["history"])
+    partial = state.get("partial")
+    if partial is not None and tr.selector is not None:
+        tr.selector.cost = partial["dspike"]
+    where = f"epoch {state['epoch']}/{cfg.epochs}" if partial is None else \
+        f"step {partial['step']}/{partial['steps']} of epoch {state['epoch'] + 1}/{cfg.epochs}"
+    _log(ctx, f"resumed {path} after {where}")
+    return Resumed(list(state["history"]), state.get("best"), partial)
+
+
+LONGEST_RUN_FILE = len(".metrics.jsonl.12345678.tmp")  # a temporary file of write_atomic, the longest name
+
+
+def _check_path_length(out: Path, existing: Path) -> None:
+    """ConfigError when a folder name of out, or the path of a run file in it, is longer than the
+    file system takes (NAME_MAX, PATH_MAX of the deepest existing folder)."""
+    name_max, path_max = (os.pathconf(existing, k) for k in ("PC_NAME_MAX", "PC_PATH_MAX"))
+    for part in out.absolute().parts:
+        if len(os.fsencode(part)) > name_max:
+            raise ConfigError(f"cannot use --out {out}: the name {part[:40]}... has {len(os.fsencode(part))} bytes, "
+                              f"more than the {name_max} this file system allows; choose a shorter --out")
+    longest = len(os.fsencode(out.absolute())) + 1 + LONGEST_RUN_FILE
+    if longest >= path_max:
+        raise ConfigError(f"cannot use --out {out}: its files' paths would have {longest} bytes, more than the "
+                          f"{path_max - 1} this system allows; choose a shorter --out")
+
+
+def _exists(path: Path) -> bool:
+    """path.exists(), False for a name the file system cannot even look up (too long)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _check_out(out: Path, cfg: Config) -> None:
     """Before anything is built: refuse an --out that holds a run without --resume, or that cannot
     be a folder (ConfigError; FileExistsError for the former)."""
+    existing = next(p for p in (out, *out.parents) if _exists(p))
+    _check_path_length(out, existing)
     if (out / "last.pt").exists() and not cfg.resume:
         raise FileExistsError(f"{out / 'last.pt'} exists: pass --resume to continue that run, or choose another --out")
-    existing = next(p for p in (out, *out.parents) if p.exists())
     if not existing.is_dir():
         raise ConfigError(f"cannot use --out {out}: {existing} is a file, not a folder; choose another --out")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -310,12 +416,8 @@ def _check_out(out: Path, cfg: Config) -> None:
 
 
 def _open_out(out: Path, cfg: Config, history: list[dict]) -> None:
-    """Create the run folder (after every check passed), remove the temporary files of writes a kill
-    interrupted, write config.json, and rebuild the metrics files from the checkpoint's history."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create the run folder --out {out}: {e.strerror or e}; choose another --out") from None
+    """In the run folder, whose lock this process holds: remove the temporary files of writes a
+    kill interrupted, write config.json, and rebuild the metrics files from the checkpoint's history."""
     for stale in checkpoint.remove_partial_writes(out, RUN_FILES):
         print(f"removed {stale}, left by an interrupted write", flush=True)
     checkpoint.write_atomic(out / "config.json", lambda f: f.write((json.dumps(cfg.to_dict(), indent=2) + "\n").encode()))
@@ -354,14 +456,17 @@ def run(config: Config) -> Results:
     config.resume is False, checkpoint.CheckpointError for an unusable last.pt to resume,
     loop.NonFiniteLoss when the loss, a gradient or a weight stops being finite (the last
     checkpoint, whose weights are finite, stays), checkpoint.WriteError when a run file cannot be
-    written, and distributed.PeerFailed on the other ranks when one rank fails in a shared step.
-    An exception on one rank ends every rank (see distributed).
+    written, distributed.PeerFailed on the other ranks when one rank fails in a shared step,
+    runlock.RunFolderBusy (a ConfigError) when another process holds the run folder, and
+    stop.Interrupted on SIGINT / SIGTERM (after writing a checkpoint that --resume continues, when
+    the signal came while training). An exception on one rank ends every rank (see distributed).
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a snn.train.Config, got {type(config).__name__}")
     ctx = distributed.setup(config.device)
     try:
-        results = _run(config, ctx)
+        with Signals() as signals:
+            results = _run(config, ctx, signals)
         distributed.barrier(ctx)
     except BaseException as e:
         distributed.abort(ctx)
@@ -373,8 +478,46 @@ def run(config: Config) -> Results:
     return results
 
 
-def _run(cfg: Config, ctx: Context) -> Results:
+def _take_folder(held: contextlib.ExitStack, out: Path, cfg: Config) -> None:
+    """Hold out's lock until the run ends (created now, after every setting was checked), and check
+    again, under the lock, that it holds no run unless resuming (another process may have
+    started one since _check_out)."""
+    held.enter_context(runlock.hold(out))
+    if (out / "last.pt").exists() and not cfg.resume:
+        raise FileExistsError(f"{out / 'last.pt'} exists: pass --resume to continue that run, or choose another --out")
+
+
+class _SkipBatches(Sampler):
+    """sampler without its first `skip` indices: the rest of an interrupted epoch."""
+
+    def __init__(self, sampler: Sampler, skip: int):
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)
+
+
+def _check_splits(cfg: Config, train_set, val_set, test_set) -> None:
+    """ConfigError when the training or test split has no sample (e.g. a val_fraction that holds
+    out every training sample of a small set)."""
+    for split, data in (("training", train_set), ("test", test_set)):
+        if len(data) == 0:
+            raise ConfigError(f"the {split} split of {cfg.dataset} has no samples (val_fraction {cfg.val_fraction:g} "
+                              f"holds out {0 if val_set is None else len(val_set)} of the training samples); "
+                              f"lower --val-fraction or use more data")
+
+
+def _run(cfg: Config, ctx: Context, signals: Signals) -> Results:
+    with contextlib.ExitStack() as held:  # the run folder's lock, on rank 0, from _take_folder to the end
+        return _train(cfg, ctx, signals, held)
+
+
+def _train(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitStack) -> Results:
     out = Path(cfg.out) if cfg.out is not None else Path("runs") / cfg.run_name()
+    signals.immediate = "before training began; no checkpoint was written"
     last_path, best_path = out / "last.pt", out / "best.pt"
     if cfg.batch_size % ctx.world:
         raise ConfigError(f"batch_size (the global batch) must be divisible by the {ctx.world} processes, "
@@ -388,6 +531,7 @@ def _run(cfg: Config, ctx: Context) -> Results:
 
     seed_everything(cfg.seed)
     train_set, val_set, test_set, info = build_data(cfg, ctx)
+    _check_splits(cfg, train_set, val_set, test_set)
 
     def checked_model():
         net = build_model(cfg, info)
@@ -395,7 +539,7 @@ def _run(cfg: Config, ctx: Context) -> Results:
             _init_weights(net, Path(cfg.init_from))
         net = net.to(ctx.device, memory_format=torch.channels_last if settings.channels_last
                      else torch.preserve_format)
-        preflight(net, test_set[0][0], settings, cfg)
+        preflight(net, test_set[0][0], settings, cfg, batch=min(cfg.batch_size // ctx.world, len(train_set)))
         return net
 
     model = distributed.together(checked_model, ctx)
@@ -411,7 +555,9 @@ def _run(cfg: Config, ctx: Context) -> Results:
                                                           workers=workers, pin_memory=cuda)
     test_loader = make_loader(shard(test_set, ctx), local_batch, train=False, workers=workers, pin_memory=cuda)
 
-    history = distributed.together(lambda: _resume(tr, cfg, ctx, last_path), ctx) if cfg.resume else []
+    distributed.together(lambda: _take_folder(held, out, cfg), ctx, main_only=True)
+    resumed = distributed.together(lambda: _resume(tr, cfg, ctx, last_path), ctx) if cfg.resume else Resumed()
+    history, best_record, partial = resumed.history, resumed.best, resumed.partial
     distributed.together(lambda: _open_out(out, cfg, history), ctx, main_only=True)
     net = distributed.wrap(model, ctx)
     _log(ctx, f"{cfg.model} (width {cfg.width:g}, {models.count_parameters(model):,} parameters) on {cfg.dataset} "
@@ -420,14 +566,21 @@ def _run(cfg: Config, ctx: Context) -> Results:
               f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size} on {ctx.world} x {ctx.device.type}"
               f"{', bf16 autocast' if settings.amp else ''}; writing {out}")
 
+    signals.immediate = None  # from here a signal stops the run at the next step boundary
     for epoch in range(len(history), cfg.epochs):
         sampler.set_epoch(epoch)
-        loader = make_loader(train_set, local_batch, train=True, workers=workers, sampler=sampler,
+        epoch_generator = tr.generator.get_state()  # the loader draws its workers' seed from it
+        order = sampler if partial is None else _SkipBatches(sampler, partial["step"] * local_batch)
+        loader = make_loader(train_set, local_batch, train=True, workers=workers, sampler=order,
                              generator=tr.generator, pin_memory=cuda)  # fresh workers, seeded from the generator
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "K": _surrogate_k(cfg, tr.esg)}
         metrics.reset_peak_memory(ctx.device)
         trained = train_epoch(net, model, loader, optimizer, settings, ctx, epoch, cfg.epochs, select=tr.selector,
-                              progress=cfg.progress and ctx.main)
+                              progress=cfg.progress and ctx.main, stop=lambda: signals.signum or 0,
+                              resume_from=partial)
+        partial = None
+        if "stopped" in trained:
+            _stop_mid_epoch(trained, tr, cfg, ctx, history, best_record, epoch_generator, last_path)
         if not _finite_state(model, ctx):  # e.g. weights overflowed by a huge step: never checkpoint them
             raise NonFiniteLoss("non-finite weights or normalization statistics", epoch + 1, cfg.epochs)
         tr.scheduler.step()
@@ -448,16 +601,25 @@ def _run(cfg: Config, ctx: Context) -> Results:
         previous_best, _ = metrics.best(history, "val_acc")
         history.append(row)
         rng = distributed.gather_objects(checkpoint.capture_rng(), ctx)
+        state = tr.state(cfg, history, rng)
+        improved = val_acc is not None and (previous_best is None or val_acc > previous_best)
+        if improved and ctx.main:  # rank 0 writes the files, and the record
+            best_record = _best_record(state)
+        state["best"] = best_record
 
         def write_epoch():
-            state = tr.state(cfg, history, rng)
-            if val_acc is not None and (previous_best is None or val_acc > previous_best):
-                checkpoint.save(best_path, state)  # before last.pt: a kill in between redoes this epoch
             checkpoint.save(last_path, state)
+            if improved:  # after last.pt, which records it: a kill in between is repaired on resume
+                checkpoint.save(best_path, state)
             metrics.write(out, history)
 
         distributed.together(write_epoch, ctx, main_only=True)
         _log(ctx, metrics.summary(row, cfg.epochs))
+        signum = int(distributed.all_max(float(signals.signum or 0), ctx))
+        if signum and epoch + 1 < cfg.epochs:
+            raise Interrupted(signum, f"stopped on {signal_name(signum)} after epoch {epoch + 1}/{cfg.epochs}; "
+                                      f"{last_path} holds it: continue with --resume")
+    signals.immediate = f"after the last epoch; {last_path} holds every epoch: --resume writes the results"
 
     results = Results.from_history(out, history, model)
 
@@ -469,3 +631,20 @@ def _run(cfg: Config, ctx: Context) -> Results:
     distributed.together(write_results, ctx, main_only=True)
     _log(ctx, results.report())
     return results
+
+
+def _stop_mid_epoch(trained: dict, tr: Training, cfg: Config, ctx: Context, history: list[dict],
+                    best_record: Optional[dict], epoch_generator: torch.Tensor, last_path: Path) -> None:
+    """Write last.pt with the interrupted epoch's progress (key "partial": train_epoch's stopped
+    result; the loader generator as the epoch began, so that --resume replays the same epoch from
+    the next step), then raise Interrupted."""
+    epoch = len(history) + 1
+    rng = distributed.gather_objects(checkpoint.capture_rng(), ctx)
+    partial = {k: trained[k] for k in ("step", "steps", "sums", "seconds")}
+    partial["dspike"] = None if tr.selector is None else tr.selector.cost
+    state = {**tr.state(cfg, history, rng), "loader_generator": epoch_generator, "best": best_record,
+             "partial": partial}
+    distributed.together(lambda: checkpoint.save(last_path, state), ctx, main_only=True)
+    raise Interrupted(trained["stopped"], f"stopped on {signal_name(trained['stopped'])} at step {trained['step']}/"
+                                          f"{trained['steps']} of epoch {epoch}/{cfg.epochs}; saved {last_path}: "
+                                          f"continue with --resume")

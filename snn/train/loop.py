@@ -62,7 +62,8 @@ def _autocast(s: StepSettings):
 def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 s: StepSettings, ctx: Context, epoch: int, epochs: int,
                 select: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None,
-                progress: bool = False) -> dict:
+                progress: bool = False, stop: Optional[Callable[[], int]] = None,
+                resume_from: Optional[dict] = None) -> dict:
     """One pass over loader; returns the epoch's training metrics, reduced over ranks.
 
     net runs the forward (model, or model inside DDP); model is the bare network whose LIFs hold
@@ -70,15 +71,26 @@ def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer:
     trains (Dspike's temperature choice). epoch is 0-based. Raises NonFiniteLoss before the
     update of a step whose loss is not finite on any rank or whose gradient (global L2 norm, after
     DDP's all-reduce, so equal on every rank) is not finite.
+
+    stop() (polled after every step but the last; the signal number, 0 to go on; every rank
+    agrees on the largest): when non-zero, the epoch ends early and the result is
+    {"stopped": signal, "step": steps done, "steps": the epoch's steps, "sums": the running sums
+    over all ranks (list of 5 floats), "seconds": training seconds so far}. resume_from: such a
+    result of an earlier process; loader then yields the epoch's remaining batches only.
     -> {train_loss, train_ce, train_im, train_acc, images, epoch_seconds}
     """
     net.train()
     sums = torch.zeros(5, dtype=torch.float64, device=s.device)  # loss*n, ce*n, im*n, correct, n
-    steps = len(loader)
+    first, before = 0, 0.0
+    if resume_from is not None:
+        first, before = resume_from["step"], resume_from["seconds"]
+        if ctx.main:  # the sums are global: count them once
+            sums += torch.tensor(resume_from["sums"], dtype=torch.float64, device=s.device)
+    steps = first + len(loader)
     bar = tqdm(total=len(loader.sampler) * ctx.world, unit="img", unit_scale=True, leave=False, dynamic_ncols=True,
                desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
     start = time.perf_counter()
-    for step, (x, y) in enumerate(loader):
+    for step, (x, y) in enumerate(loader, start=first):
         x, y = model_input(x, s), y.to(s.device, non_blocking=True)
         if step == 0 and select is not None:
             select(x, y)
@@ -108,7 +120,13 @@ def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer:
         sums[4] += n
         bar.update(n * ctx.world)
         bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-    seconds = time.perf_counter() - start
+        if stop is not None and step + 1 < steps:
+            signum = int(distributed.all_max(float(stop()), ctx))
+            if signum:
+                bar.close()
+                return {"stopped": signum, "step": step + 1, "steps": steps, "sums": distributed.all_sum(sums, ctx).tolist(),
+                        "seconds": before + time.perf_counter() - start}
+    seconds = before + time.perf_counter() - start
     bar.close()
     loss_sum, ce_sum, im_sum, correct, count = distributed.all_sum(sums, ctx).tolist()
     return {"train_loss": loss_sum / count, "train_ce": ce_sum / count, "train_im": im_sum / count,

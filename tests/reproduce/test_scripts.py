@@ -4,6 +4,7 @@ with the expected columns, labels its rows tiny, and a rerun reuses finished row
 import argparse
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,20 @@ def test_default_results_folder_is_outside_the_tracked_tree(make_parser):
     probe = out / "table2-smoke.csv"
     ignored = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", str(probe)], check=False)
     assert ignored.returncode == 0, f"{probe} is not ignored by git"
+
+
+def test_no_script_patches_sys_path():
+    scripts = sorted((Path(budget.__file__).resolve().parents[1]).glob("*.py"))
+    assert len(scripts) >= 7 and not [p.name for p in scripts if "sys.path" in p.read_text()]
+
+
+@pytest.mark.parametrize("script", ["table2", "claims"])
+def test_a_script_runs_as_a_file_from_anywhere(script, tmp_path):
+    """`python reproduce/<script>.py` as the README runs it, from another folder: the scripts
+    import `reproduce` as the installed package, with no sys.path patch of their own."""
+    repo = Path(budget.__file__).resolve().parents[2]
+    path = repo / "reproduce" / f"{script}.py"
+    done = subprocess.run([sys.executable, str(path), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout

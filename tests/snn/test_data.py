@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import math
+import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -385,6 +389,41 @@ def test_cifar10_dvs_reuses_the_cache(dvs_root, tmp_path, monkeypatch):
     _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=2, cache_dir=cache)
     with pytest.raises(AssertionError, match="although its frames are cached"):
         test[0]
+
+
+def test_an_unwritable_frame_cache_folder_means_no_cache_with_one_warning(dvs_root, tmp_path):
+    """cache_dir under a regular file (as a read-only mount would refuse it): the set builds with one
+    warning and its frames are those computed without a cache."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.warns(UserWarning, match="cannot create the frame cache.*going on without it"):
+        _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=blocker / "cache")
+    _, _, reference, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=tmp_path / "cache")
+    assert torch.equal(test[0][0], reference[0][0])
+
+
+def test_a_full_disk_under_the_frame_cache_warns_once_and_goes_on(dvs_root, tmp_path, monkeypatch):
+    """Writing a cache file fails mid-epoch (ENOSPC): one warning, every sample still read, the
+    frames equal to a working cache's, no temporary file left."""
+    cache = tmp_path / "cache"
+    _, _, reference, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=tmp_path / "good")
+    expected = [reference[i][0] for i in range(len(reference))]
+    _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache)
+    to_memory = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        if isinstance(f, io.BytesIO):
+            return to_memory(obj, f, *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = [test[i][0] for i in range(len(test))]
+    assert len(expected) >= 2 and all(torch.equal(a, b) for a, b in zip(got, expected))
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "No space left on device" in messages[0] and "going on without it" in messages[0]
+    assert not list(cache.rglob("*.pt")) and not list(cache.rglob("*.tmp"))
 
 
 def test_cifar10_dvs_missing_or_incomplete(tmp_path):

@@ -102,8 +102,8 @@ def test_parse_surrogate():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("model", "resnet50", "model must be one of"), ("lr", 0.0, "lr must be a finite number > 0"),
-    ("epochs", 0, "epochs must be >= 1"), ("T", 2.0, "T must be an int"), ("val_fraction", 1.0, "val_fraction"),
+    ("model", "resnet50", "model must be one of"), ("lr", 0.0, r"lr must be a finite real number in \(0, inf\]"),
+    ("epochs", 0, "epochs must be an int >= 1"), ("T", 2.0, "T must be an int"), ("val_fraction", 1.0, "val_fraction"),
     ("k_min", 20.0, "k_min must be <= k_max"), ("surrogate", "tanh", "surrogate must be one of"),
     ("clip_grad", -1.0, "clip_grad"), ("amp", 1, "amp must be a bool")])
 def test_config_errors_name_the_field(field, value, message):

@@ -15,6 +15,7 @@ import errno
 import io
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -107,7 +108,7 @@ def _failing_rank(rank: int, world: int, port: int, tmp: str, scenario: str) -> 
 @pytest.mark.parametrize("scenario", ["full-disk", "rank-1-raises"])
 def test_a_failure_on_one_rank_ends_every_rank(tmp_path, one_thread, scenario):
     """One rank fails while the other goes on: both must exit with a non-zero code within the bound,
-    and the error be printed once. full-disk: rank 0 cannot write its checkpoint (ENOSPC; before the
+    each saying why in one line. full-disk: rank 0 cannot write its checkpoint (ENOSPC; before the
     fix rank 0 waited in the teardown barrier and rank 1 in the next forward, forever): both exit 1,
     rank 0 prints one line naming the file. rank-1-raises: rank 1's own traceback, and rank 0 (its
     collective broken by rank 1 leaving) one line saying another process stopped."""
@@ -130,8 +131,60 @@ def test_a_failure_on_one_rank_ends_every_rank(tmp_path, one_thread, scenario):
     assert "Traceback" not in err0 and len(err0.strip().splitlines()) == 1, err0
     if scenario == "full-disk":
         assert "No space left on device" in err0 and f"cannot write {tmp_path / 'run'}" in err0
-        assert err1 == ""
+        assert err1.startswith("error (rank 1): another process of the run failed") and len(err1.splitlines()) == 1
         assert not list((tmp_path / "run").glob("*.pt")) and not list((tmp_path / "run").glob(".*.tmp"))
     else:
         assert "another process of the run stopped" in err0
         assert err1.count("ValueError: injected fault on rank 1") == 1
+
+
+def _launch(rank: int, port: int, out, **env) -> subprocess.Popen:
+    """`python -m snn.train` as a hand-launched rank of 2 (the variables torchrun would set)."""
+    variables = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                 "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", **env}
+    return subprocess.Popen([sys.executable, "-m", "snn.train", "--dataset", "synthetic", "--data-option",
+                             "train_per_class=200", "--width", "0.125", "--T", "2", "--epochs", "50",
+                             "--batch-size", "32", "--no-progress", "--out", str(out)],
+                            env=variables, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_taken_master_port_stops_every_rank_with_one_line(tmp_path):
+    """MASTER_PORT held by another program that accepts and never answers: rank 0 cannot listen, rank 1
+    connects to the wrong program; both exit 2 with one line within the process group's timeout
+    (SNN_DIST_TIMEOUT=5 s), instead of a traceback and a rank waiting for ever."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        ranks = [_launch(r, port, tmp_path / "run", SNN_DIST_TIMEOUT="5") for r in (0, 1)]
+        try:
+            errors = [p.communicate(timeout=120)[1] for p in ranks]
+        finally:
+            for p in ranks:
+                p.kill()
+                p.wait()
+    for rank, (p, err) in enumerate(zip(ranks, errors)):
+        assert p.returncode == 2, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert f"rank {rank} could not join the process group at 127.0.0.1:{port}" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_rank_0_killed_rank_1_says_why_it_stops(tmp_path):
+    """kill -9 of rank 0 mid-run: rank 1 exits 1 within the bound with one line saying that another
+    process of the run stopped (it used to exit printing nothing)."""
+    port = _free_port()
+    rank0, rank1 = (_launch(r, port, tmp_path / "run") for r in (0, 1))
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "run" / "last.pt").exists():
+            assert rank0.poll() is None and rank1.poll() is None, (rank0.communicate(), rank1.communicate())
+            assert time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.01)
+        rank0.kill()
+        err = rank1.communicate(timeout=120)[1]
+    finally:
+        rank0.kill()
+        rank1.kill()
+    assert rank1.returncode == 1, err
+    assert err.startswith("error (rank 1): another process of the run stopped") and len(err.splitlines()) == 1, err

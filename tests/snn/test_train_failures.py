@@ -119,7 +119,7 @@ def test_stale_temporary_files_are_removed_at_start_and_resume(tmp_path, capsys)
     (fresh / "notes.txt").write_text("mine\n")
     (fresh / ".notes.txt.k1ll3d.tmp").write_text("not written by the trainer\n")
     assert main(argv(fresh, "--epochs", "1")) == 0
-    assert sorted(p.name for p in fresh.glob(".*")) == [".notes.txt.k1ll3d.tmp"]
+    assert sorted(p.name for p in fresh.glob(".*")) == [".lock", ".notes.txt.k1ll3d.tmp"]  # .lock: the run lock
     assert (fresh / "notes.txt").read_text() == "mine\n"
 
     out = finished_run(tmp_path, epochs=1)

@@ -1,0 +1,67 @@
+"""Atomic file writes, the one helper every writer of the project uses (run files, checkpoints,
+results tables, caches, reproduce's records).
+
+`write_atomic(path, data)` writes to a temporary file `.<name>.<random>.tmp` beside path, fsyncs it
+and renames it onto path, so a reader (or a kill at any instant) sees the old file or the new one,
+never a part. The file gets the mode an ordinary `open(path, "w")` would give (0666 minus the
+umask: 0644 under the default umask 022), not mkstemp's owner-only 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Union
+
+Data = Union[bytes, str, Callable]  # bytes, text (UTF-8), or write(binary file) -> None
+
+
+class WriteError(OSError):
+    """Writing a file failed (full disk, no permission, ...); the file it would have replaced is
+    untouched. The message names the file and the reason."""
+
+
+def default_mode() -> int:
+    """0o666 minus the process umask: the mode open() gives a new file."""
+    mask = os.umask(0)  # the only way to read the umask; set it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_atomic(path, data: Data, *, fsync: bool = True) -> None:
+    """Write data (bytes, str as UTF-8, or a callable write(binary file)) to path atomically.
+
+    The parent folder is created when missing. On any failure the temporary file is removed and
+    path keeps its previous contents. Raises WriteError naming the file when the file system
+    refuses (full disk, permissions); other exceptions of a callable pass through unchanged.
+    fsync: flush the data to the disk before the rename (what survives a power cut)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), default_mode())
+            if callable(data):
+                data(f)
+            else:
+                f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(f"cannot write {path}: {e.strerror or e}; the previous {path.name} (if any) is "
+                             f"unchanged") from e
+        raise
+
+
+def partial_writes(folder, names) -> list[Path]:
+    """The temporary files `.<name>.*.tmp` that an interrupted write_atomic of one of names (file
+    names in folder) left behind, sorted."""
+    return sorted(p for name in names for p in Path(folder).glob(f".{name}.*.tmp") if p.is_file())

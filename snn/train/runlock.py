@@ -1,0 +1,88 @@
+"""One process at a time in a run folder: an OS lock held for the run's whole life.
+
+`hold(folder)` creates the folder, opens `<folder>/.lock` and takes an exclusive `fcntl.flock`
+on it, then writes the holder's PID and host into it. The OS drops the lock when the process
+ends, however it ends (kill -9 included), so a lock is never stale. A second process asking for
+the same folder gets RunFolderBusy naming the holder (exit 2 on the command line), or, with
+wait=True, waits for it. Within one process the lock is re-entrant (reproduce/ holds a row's
+folder around snn.train.run, which takes it again).
+
+flock is advisory and local: it keeps out processes that ask for it (every snn.train run does) on
+one machine; on network file systems whose flock is not shared between hosts (some NFS set-ups)
+it does not keep out a process on another host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+from pathlib import Path
+from typing import Callable, Optional
+
+from .config import ConfigError
+
+LOCK = ".lock"
+_held: dict[Path, list] = {}  # resolved folder -> [open lock file, depth] of the locks this process holds
+
+
+class RunFolderBusy(ConfigError):
+    """Another process holds the run folder's lock (the command line exits with 2)."""
+
+
+def holder(folder) -> str:
+    """'PID <pid> on <host>' as written by the lock's holder, or 'another process' when unreadable."""
+    try:
+        text = (Path(folder) / LOCK).read_text().split()
+    except OSError:
+        text = []
+    return f"PID {text[0]} on {text[1]}" if len(text) >= 2 else "another process"
+
+
+def holds(folder) -> bool:
+    """Whether this process holds folder's lock."""
+    return Path(folder).resolve() in _held
+
+
+@contextlib.contextmanager
+def hold(folder, wait: bool = False, on_wait: Optional[Callable[[str], None]] = None):
+    """Hold folder's lock for the with-block (creating folder). wait: block until the holder ends,
+    calling on_wait(holder) once first; else raise RunFolderBusy naming the holder's PID.
+    Raises ConfigError when the folder or its lock file cannot be created."""
+    folder = Path(folder)
+    key = folder.resolve()
+    if key in _held:
+        _held[key][1] += 1
+        try:
+            yield
+        finally:
+            _held[key][1] -= 1
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        f = open(folder / LOCK, "a+")
+    except OSError as e:
+        raise ConfigError(f"cannot create the run folder {folder}: {e.strerror or e}; choose another --out") from None
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = holder(folder)
+            if not wait:
+                raise RunFolderBusy(f"{folder} is in use by {who} (a training run holds its lock); wait for it "
+                                    f"to end or stop it, or choose another --out") from None
+            if on_wait is not None:
+                on_wait(who)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()} {socket.gethostname()}\n")
+        f.flush()
+        _held[key] = [f, 1]
+        try:
+            yield
+        finally:
+            del _held[key]
+    finally:
+        f.close()  # releases the lock

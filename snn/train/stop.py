@@ -1,0 +1,72 @@
+"""Stopping a run on SIGINT (Ctrl-C) or SIGTERM (a scheduler's stop) at the next step boundary.
+
+While a run trains, `Signals` replaces the handlers of both signals with one that only records the
+signal; the training loop polls `requested` between steps (all ranks agree through a collective),
+writes a checkpoint from which --resume continues, and raises Interrupted. A second signal while
+the first is being honoured raises Interrupted at once (the write in progress is atomic, so the
+previous checkpoint stays). The previous handlers come back when the run ends.
+
+Exit codes follow the shell's convention, 128 + the signal number: 130 for SIGINT, 143 for SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Optional
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run stopped on a signal. signum: the signal; exit_code: 128 + signum (130 SIGINT, 143
+    SIGTERM); the message says what was saved and how to continue. A KeyboardInterrupt, so code
+    that handles Ctrl-C around snn.train.run keeps working."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+class Signals:
+    """Context manager: record SIGINT / SIGTERM while a run trains. signum: the first signal
+    received (None so far). Outside the main thread (where Python cannot set handlers) it does
+    nothing and the signals keep their usual effect."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        # When set, a signal stops the run at once with this text after "stopped on SIGx " (while
+        # nothing can be saved: set-up, or after the last epoch); None: record it for the loop.
+        self.immediate: Optional[str] = None
+        self._previous: dict = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum, frame) -> None:
+        if self.immediate is not None:
+            raise Interrupted(signum, f"stopped on {name(signum)} {self.immediate}")
+        if self.signum is not None:  # a second signal: stop now
+            raise Interrupted(signum, f"stopped at once on a second {name(signum)}; the last complete checkpoint "
+                                      f"is kept")
+        self.signum = signum
+
+    def __enter__(self) -> "Signals":
+        if threading.current_thread() is threading.main_thread():
+            for s in SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()
