@@ -23,10 +23,10 @@ test: install-test
 
 # Every Triton kernel variant compiled ahead of time for sm_90 (Hopper) with the installed Triton
 # and with Triton 3.6.0 (a venv built once in .cache/): fails on a compile error, a spill, registers
-# over budget or scalar time-loop access. No GPU needed (kernels/lif/compile_check.py).
+# over budget or scalar time-loop access. No GPU needed (tools/compile_check.py).
 gpu-compile-check: install
-	env -u TRITON_INTERPRET $(PYTHON) -m kernels.lif.compile_check
-	env -u TRITON_INTERPRET $(PYTHON) -m kernels.lif.compile_check --triton 3.6.0
+	env -u TRITON_INTERPRET $(PYTHON) tools/compile_check.py
+	env -u TRITON_INTERPRET $(PYTHON) tools/compile_check.py --triton 3.6.0
 
 bench: install-test
 	$(PYTHON) -m pytest bench/ --benchmark-only

@@ -65,7 +65,7 @@ class _Buffers:
         self.gm = torch.tensor(2.0, device=device)
         self.out = torch.empty_like(self.x)
         self.u = torch.empty((T, N), dtype=torch.float32, device=device)
-        self.partials = torch.empty(-(-N // fused_triton.block_size()), dtype=torch.float32, device=device)
+        self.partials = torch.empty(-(-N // fused_triton.BLOCK), dtype=torch.float32, device=device)
         self.dx = torch.empty_like(self.x)
         self.T, self.N = T, N
 

@@ -19,9 +19,7 @@
 // The backward follows kernels/lif/fused_torch.py's recurrence; 1 - tanh^2(y) is evaluated as
 // 4 e / (1 + e)^2 with e = exp(-2 |y|) (no cancellation in the tails), exp by a Cody-Waite
 // reduction and the Cephes polynomial (about 2 ulp) in float, libm's exp in double. Non-finite
-// values follow lif_scan's rule (kernels/lif/__init__.py): IEEE arithmetic, except that rect and
-// dspike select exactly 0 outside their window, the hard-reset factor is 1 - o(t), and a dL/do(t)
-// that does not exist (no spike gradient, no reset path out of t) adds no surrogate term.
+// values follow the non-finite rule of docs/kernel.md.
 //
 // Saved state formats (kernels/lif/function.py): exact = u in the compute type; compact = u
 // rounded to bf16 with round-to-nearest-even (NaN -> 0x7FC0, as torch) plus the spikes as bits,
@@ -152,10 +150,8 @@ template <class C> struct Params {
 };
 
 // G * d phi / du at u (kernels/lif/naive.py's asymptotic functions), in naive's rounding for the
-// window tests: rect |u - vth| < alpha / 2, dspike 0 <= u / (2 vth) <= 1. Outside the window
-// (where a NaN membrane always is) the result is selected to be exactly 0, also for a NaN or
-// infinite G (lif_scan's non-finite rule); tanh has no window: G times sech^2, which is 0 at
-// u = +-inf and NaN at NaN.
+// window tests: rect |u - vth| < alpha / 2, dspike 0 <= u / (2 vth) <= 1. Outside the window the
+// result is selected, not multiplied (docs/kernel.md, the non-finite rule).
 template <int SURR, class C> inline C surrogate_grad_times(C G, C u, const Params<C>& p) {
     if (SURR == TANH) return G * (C(0.5) * p.alpha * sech2(p.alpha * (u - p.vth)));
     if (SURR == RECT) return std::abs(u - p.vth) < p.half_alpha ? G * p.inv_alpha : C(0);

@@ -1,24 +1,100 @@
-"""The fused backends by name: adding one is one line in `FUSED_BACKENDS`.
+"""The fused backends by name, the single source of what each one accepts: adding a backend is one
+entry in `FUSED_BACKENDS` plus its module.
 
-Each entry maps a backend name (the `backend=` argument of `lif_scan`) to the dotted path of a
-module with the `fwd` / `bwd` functions documented in `function.py`. Modules are imported on
-first use, so an optional dependency (triton) is loaded only by the backend that needs it.
+Each entry names a module with the `fwd` / `bwd` functions documented in `function.py`, and
+declares the device types and dtypes it runs on, its input check (called by `lif_scan` before
+dispatch, with the error a user sees) and its place in the `auto` choice. `lif_scan` and the tests
+derive everything from these entries. Modules are imported on first use, so an optional
+dependency (triton) is loaded only by the backend that needs it.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 
-FUSED_BACKENDS: dict[str, str] = {
-    "torch": "kernels.lif.fused_torch",
-    "cpu": "kernels.lif.fused_cpu",
-    "triton": "kernels.lif.fused_triton",
+import torch
+
+ALL_FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One fused backend.
+
+    module: dotted path of the module with `fwd` / `bwd`.
+    devices: the device types it computes on (meta tensors always pass: the op's fake
+        implementation gives their shapes); None for any device.
+    dtypes: the input dtypes it accepts.
+    check: raises a ValueError / TypeError / RuntimeError naming what is wrong with x and what
+        is accepted, or None when `devices` and `dtypes` say everything.
+    auto: its rank in `backend='auto'` (lowest first): auto takes the first backend whose devices
+        and dtypes admit x and that is `available`; None when auto never picks it.
+    available: whether it can run on this installation (e.g. a native kernel was built); None
+        for always.
+    """
+    module: str
+    devices: tuple[str, ...] | None
+    dtypes: tuple[torch.dtype, ...]
+    check: Callable[[torch.Tensor], None] | None = None
+    auto: int | None = None
+    available: Callable[[], bool] | None = None
+
+    def admits(self, x: torch.Tensor) -> bool:
+        """True when x's device type and dtype are ones this backend runs on."""
+        return (self.devices is None or x.device.type in self.devices) and x.dtype in self.dtypes
+
+
+TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _check_triton(x: torch.Tensor) -> None:
+    from . import fused_triton  # imported here: triton is optional off Linux
+
+    if x.device.type not in ("cuda", "meta") and not fused_triton.interpreting():
+        raise ValueError(f"backend='triton' needs a CUDA tensor, or TRITON_INTERPRET=1 set before triton is "
+                         f"imported to run on CPU tensors; got a tensor on {x.device}")
+    if x.dtype not in TRITON_DTYPES:
+        raise TypeError(f"backend='triton' supports float32, float16 and bfloat16, got {x.dtype}; "
+                        f"use backend='torch' for float64")
+
+
+def _check_cpu(x: torch.Tensor) -> None:
+    from . import fused_cpu
+
+    if x.device.type != "meta":  # meta tensors only need the op's fake implementation
+        fused_cpu.require(x)
+
+
+def _cpu_available() -> bool:
+    from . import fused_cpu
+
+    return fused_cpu.available()
+
+
+FUSED_BACKENDS: dict[str, Backend] = {
+    "torch": Backend("kernels.lif.fused_torch", devices=None, dtypes=ALL_FLOATS, auto=2),
+    "cpu": Backend("kernels.lif.fused_cpu", devices=("cpu",), dtypes=ALL_FLOATS, check=_check_cpu, auto=1,
+                   available=_cpu_available),
+    "triton": Backend("kernels.lif.fused_triton", devices=("cuda",), dtypes=TRITON_DTYPES, check=_check_triton,
+                      auto=0),
 }
+AUTO_ORDER: tuple[tuple[str, Backend], ...] = tuple(sorted(
+    ((name, b) for name, b in FUSED_BACKENDS.items() if b.auto is not None), key=lambda item: item[1].auto))
+
+
+def auto_backend(x: torch.Tensor) -> str:
+    """The backend `backend='auto'` runs x on: the first of AUTO_ORDER that admits x and is available."""
+    for name, b in AUTO_ORDER:
+        if b.admits(x) and (b.available is None or b.available()):
+            return name
+    raise ValueError(f"no fused backend runs a {x.dtype} tensor on {x.device}; registered: {sorted(FUSED_BACKENDS)}")
 
 
 def backend_module(name: str) -> ModuleType:
     """The module registered as fused backend `name`; ValueError naming the registered ones."""
     if name not in FUSED_BACKENDS:
         raise ValueError(f"unknown fused backend {name!r}; registered: {sorted(FUSED_BACKENDS)}")
-    return importlib.import_module(FUSED_BACKENDS[name])
+    return importlib.import_module(FUSED_BACKENDS[name].module)

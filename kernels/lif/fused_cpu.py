@@ -65,22 +65,18 @@ def _load_library():
     return None, None
 
 
-# Loaded at import, not on first call: lif_scan's dispatch asks available() inside code that
-# torch.compile traces, and dynamo cannot trace the loading.
+# Loaded at import, not on first call: lif_scan's dispatch asks available() (backends.py) inside
+# code that torch.compile traces, and dynamo cannot trace the loading.
 VARIANT, _LIBRARY = _load_library()
-
-
-def _library():
-    return _LIBRARY
 
 
 def available() -> bool:
     """True when the native kernel was built (it needs a C++ compiler at install time)."""
-    return _library() is not None
+    return _LIBRARY is not None
 
 
 def usable(x: torch.Tensor) -> bool:
-    """True when backend 'cpu' can run on x (what lif_scan's 'auto' asks on non-CUDA tensors)."""
+    """True when backend 'cpu' can run on x."""
     return x.device.type == "cpu" and available()
 
 
@@ -132,7 +128,7 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
         u = torch.empty((T, N), dtype=torch.bfloat16)
         bits = torch.empty((T, -(-N // 8)), dtype=torch.uint8)
     total = _f64()
-    _check(_library().lif_cpu_forward(
+    _check(_LIBRARY.lif_cpu_forward(
         x.data_ptr(), out.data_ptr(), _address(u), _address(bits), T, N, DTYPE_CODES[x.dtype], SAVE_CODES[save],
         int(p.reset == "hard"), p.vth, p.decay, CHUNK, torch.get_num_threads(), ctypes.byref(total)))
     u_mean = torch.tensor(total.value / (T * N), dtype=dtype)
@@ -152,7 +148,7 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
         _matrix(gs, "grad_spikes")
     c = 0.0 if gm is None else gm.item() / (T * N)
     dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
-    _check(_library().lif_cpu_backward(
+    _check(_LIBRARY.lif_cpu_backward(
         _address(gs), u.data_ptr(), _address(bits), dx.data_ptr(), T, N, DTYPE_CODES[dx.dtype], int(bits is not None),
         int(p.reset == "hard"), int(p.detach_reset), SURROGATE_CODES[p.surrogate], p.vth, p.decay, p.alpha,
         dspike_scale, c, CHUNK, torch.get_num_threads()))

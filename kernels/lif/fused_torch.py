@@ -125,17 +125,8 @@ def surrogate_grad(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
 
 
 def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
-    """Reverse-time pass. gs: [T, N] or None; gm: 0-d or None; saved: what fwd returned; writes dx.
-
-    With g(t) = dL/du(t) and G(t) = dL/do(t) along all paths:
-      G(t) = gs(t) + g(t+1) * du(t+1)/do(t)   (-decay * u(t) hard, -decay * vth soft; 0 if detached)
-      g(t) = G(t) * sg(u(t)) + gm / (T N) + g(t+1) * decay * (1 - o(t) if hard else 1)
-    and dL/dx(t) = g(t), g(T) = 0. Non-finite values (lif_scan's rule) follow IEEE arithmetic,
-    except: rect and dspike select G(t) * sg(u(t)) = 0 outside their window, where a NaN membrane
-    always is, even for a NaN or infinite G(t); o(t) is the emitted spike (0 for a NaN membrane);
-    and a term whose path does not exist is left out, not multiplied by 0: the reset path out of
-    t = T - 1 or under detach_reset, and G(t) * sg(u(t)) when gs is None and no reset path leaves t.
-    """
+    """Reverse-time pass. gs: [T, N] or None; gm: 0-d or None; saved: what fwd returned; writes
+    dx = dL/dx [T, N]. The recurrence g(t), G(t) and its non-finite rule: docs/kernel.md."""
     u_all = saved[0]
     bits = saved[1] if len(saved) == 2 else None
     T, N = u_all.shape

@@ -5,17 +5,12 @@ fp32 registers whatever the storage dtype. Offsets are int64. A program holds it
 [BLOCK / VEC, VEC] tile, VEC = 4 when the kernel touches an fp32 row and 8 otherwise, so that
 every row shares one register layout (see _tile_offsets).
 
-Compiled variants. T, NB (the bit-row length), vth, decay, alpha are runtime values that never
-recompile (`do_not_specialize`, or floats, which Triton does not specialize). N is specialized
-by Triton's integer rule, on purpose: with N % 16 == 0 it knows every [T, N] row starts 16-byte
-aligned and the time loop loads and stores vectors of 64 or 128 bits per thread
-(`ld.global.v2/v4`); without it every access is scalar. So each configuration (dtypes, reset,
-saved state, surrogate, detach, which gradients arrive) compiles at most three kernels per
-direction, one for each class of N:
-N % 16 == 0, N == 1 and any other N (plus an int64 one for N >= 2^31, and one more if a tensor
-does not start 16-byte aligned, e.g. a view into the middle of a buffer). A new T, alpha or
-batch size within a class compiles nothing (tests/kernels/test_lif_specialization.py).
-`python -m kernels.lif.compile_check` compiles every variant for sm_90 without a GPU.
+Compiled variants (which ones, and what recompiles: docs/kernel.md). T, NB (the bit-row length),
+vth, decay, alpha are runtime values (`do_not_specialize`, or floats, which Triton does not
+specialize). N is specialized by Triton's integer rule on purpose: with N % 16 == 0 it knows
+every [T, N] row starts 16-byte aligned and the time loop loads and stores vectors of 64 or 128
+bits per thread (`ld.global.v2/v4`); without it every access is scalar.
+`python tools/compile_check.py` compiles every variant for sm_90 without a GPU.
 
 Floating-point contraction is off in the forward, so that `decay * u + x` rounds exactly like
 the PyTorch reference (a contracted FMA can flip a spike at a threshold tie), and on in the
@@ -43,7 +38,7 @@ import triton.language as tl
 
 from .params import SURROGATE_CODES, LIFParams
 
-SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+BLOCK = 1024  # neurons per program
 
 
 _INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"  # read by triton when it is imported, as here
@@ -52,10 +47,6 @@ _INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"  # read by triton
 def interpreting() -> bool:
     """True when triton runs kernels in its interpreter (TRITON_INTERPRET=1 before its import)."""
     return _INTERPRETING
-
-
-def block_size() -> int:
-    return 1024
 
 
 @triton.jit
@@ -119,9 +110,8 @@ def _sigmoid_slope(z):
 
 @triton.jit
 def _surrogate_grad_times(go, u, vth, alpha, dspike_scale, SURROGATE: tl.constexpr):
-    """go * d phi / du (see naive.asymptotic); 1 - tanh(y)^2 = 4 sigmoid(2y) sigmoid(-2y). rect and
-    dspike select exactly 0 outside their window (never inside for a NaN membrane), also where go
-    is NaN or infinite."""
+    """go * d phi / du (see naive.asymptotic); 1 - tanh(y)^2 = 4 sigmoid(2y) sigmoid(-2y). Outside
+    a window: docs/kernel.md, the non-finite rule."""
     if SURROGATE == 0:
         return go * (2.0 * alpha * _sigmoid_slope(2.0 * alpha * (u - vth)))
     elif SURROGATE == 1:
@@ -274,7 +264,7 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
         u = torch.empty((T, N), dtype=torch.bfloat16 if save == "compact" else torch.float32, device=x.device)
     if save == "compact":
         bits = torch.empty((T, _cdiv(N, 8)), dtype=torch.uint8, device=x.device)
-    partials = torch.empty(_cdiv(N, block_size()), dtype=torch.float32, device=x.device)
+    partials = torch.empty(_cdiv(N, BLOCK), dtype=torch.float32, device=x.device)
     launch_fwd(x, out, u, bits, partials, p, save)
     saved = None if save is None else (u,) if save == "exact" else (u, bits)
     return saved, partials.sum().div_(T * N)
@@ -286,7 +276,6 @@ def launch_fwd(x, out, u, bits, partials, p: LIFParams, save: str | None) -> Non
     uint8 ("compact"), else any tensor; partials [ceil(N / BLOCK)] fp32, one membrane sum per
     program."""
     T, N = x.shape
-    BLOCK = block_size()
     _lif_fwd_kernel[(_cdiv(N, BLOCK),)](
         x, out, u, bits, partials, T, N, _cdiv(N, 8), p.vth, p.decay,
         HARD=p.reset == "hard", SAVE=_SAVE_CODES[save], BLOCK=BLOCK, **_launch_options(fp_fusion=False))
@@ -298,7 +287,6 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
     u = saved[0]
     bits = saved[1] if len(saved) == 2 else u
     T, N = u.shape
-    BLOCK = block_size()
     dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
     _lif_bwd_kernel[(_cdiv(N, BLOCK),)](
         u if gs is None else gs, u if gm is None else gm, u, bits, dx, T, N, _cdiv(N, 8),

@@ -24,7 +24,7 @@ def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
     dspike: (tanh(b (x - 1/2)) + tanh(b/2)) / (2 tanh(b/2)) with x = u / (2 vth) on 0 <= x <= 1, a
     step outside (Li et al. 2021: the soft step's midpoint x = 1/2 is the firing point u = vth).
     Autograd through the outer where passes exactly 0 to the ramp outside the window, also for a
-    NaN or infinite upstream gradient (lif_scan's non-finite rule). rect's linear ramp keeps that
+    NaN or infinite upstream gradient (the non-finite rule, docs/kernel.md). rect's linear ramp keeps that
     0; dspike's tanh ramp would turn it into 0 * NaN at a NaN membrane, so it is evaluated on x
     moved into the window where x lies outside (the double-where form).
     """

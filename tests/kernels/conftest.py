@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from .lif_check import DEVICE
+
 _ALLOCATORS = ("empty", "empty_like", "empty_strided")
 
 
@@ -23,4 +25,4 @@ def poison_empty(monkeypatch):
 
 @pytest.fixture(scope="session")
 def device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return DEVICE

@@ -8,18 +8,38 @@ import pytest
 import torch
 
 from kernels import lif_scan
-from kernels.lif import fused_cpu, fused_triton
+from kernels.lif.backends import FUSED_BACKENDS
 from kernels.lif.fused_torch import surrogate_grad
 from kernels.lif.params import LIFParams
 
-# Marks for cases that run a backend on CPU tensors. 'triton' needs the interpreter there (on a
-# GPU machine those cases skip; the device-parametrized tests run the compiled kernels). 'cpu'
-# needs its native kernel; under CI (CI=true), which builds it, a missing kernel fails instead.
-INTERPRETED_TRITON = pytest.mark.skipif(not fused_triton.interpreting(), reason=(
-    "runs backend='triton' on CPU tensors, which needs TRITON_INTERPRET=1 (the tests taking the `device` "
-    "fixture run the compiled kernels on CUDA)"))
-CPU_KERNEL = pytest.mark.skipif(not fused_cpu.available() and not os.environ.get("CI"),
-                                reason="the native cpu kernel is not built (pip install -e ., a C++ compiler)")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # what the kernel tests' `device` fixture gives
+
+
+def _why_not(backend: str, device: str) -> str | None:
+    """Why fused `backend` cannot run [T, N] float32 tensors on `device` here, in the words of its
+    registered input check; None when it can. A backend that is not installed (its check raises
+    RuntimeError) is run anyway under CI (CI=true), where it must be, so that it fails there."""
+    check = FUSED_BACKENDS[backend].check
+    try:
+        if check is not None:
+            check(torch.zeros(2, 3, device=device))
+    except RuntimeError as e:
+        return None if os.environ.get("CI") else str(e)
+    except (ValueError, TypeError) as e:
+        return str(e)
+    return None
+
+
+def fused_backends(device: str = DEVICE) -> list:
+    """Every registered fused backend as a pytest param, skipped where it cannot run on `device`."""
+    return [pytest.param(name, marks=pytest.mark.skipif(reason is not None, reason=reason or ""))
+            for name in FUSED_BACKENDS for reason in [_why_not(name, device)]]
+
+
+def runnable(device: str = DEVICE) -> list[str]:
+    """The registered fused backends that run on `device` here, in registry order."""
+    return [name for name in FUSED_BACKENDS if _why_not(name, device) is None]
+
 
 # Relative gradient error allowed for fp32 (the issue's bar) and one storage ulp for half dtypes
 # (the Triton interpreter truncates fp32 -> bf16 stores where torch rounds to nearest).

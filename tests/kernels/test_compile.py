@@ -18,12 +18,12 @@ import torch
 
 from kernels import lif_scan
 from kernels.lif import op  # noqa: F401  (registers torch.ops.lif.*)
+from kernels.lif.backends import FUSED_BACKENDS
 from snn.models import build
 
-from .lif_check import CPU_KERNEL, INTERPRETED_TRITON
+from .lif_check import fused_backends
 
-COMPILE_BACKENDS = ["naive", "torch", pytest.param("cpu", marks=CPU_KERNEL),  # CPU tensors: triton interpreted
-                    pytest.param("triton", marks=INTERPRETED_TRITON)]
+COMPILE_BACKENDS = ["naive", *fused_backends("cpu")]  # CPU tensors: triton interpreted
 GRAD_RTOL = 1e-5  # relative L2 error of each parameter gradient, compiled vs eager
 
 
@@ -136,7 +136,7 @@ def test_meta_tensors_give_shapes(backend, compact_state):
         assert x.grad.shape == x.shape and x.grad.dtype == x.dtype and x.grad.device.type == "meta"
 
 
-@pytest.mark.parametrize("backend", ["torch", "cpu", "triton"])
+@pytest.mark.parametrize("backend", list(FUSED_BACKENDS))
 def test_meta_model_gives_logit_shape(backend):
     """Shape inference through a whole model without memory (norm='none': aten's batch_norm has
     no meta path for running statistics in training mode)."""

@@ -1,7 +1,12 @@
 """compile_check's reading of the PTX time loop, on hand-written PTX: which global loads feed
 the step that issues them and which are prefetches for the next step (the `pref` column)."""
 
-from kernels.lif.compile_check import loop_load_use, problems, Report
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tools.compile_check import loop_load_use, problems, Report
 
 # A load used in its own iteration (through a bitcast move and an add), the shape Triton emits
 # for a masked load that the next instruction consumes.
@@ -57,3 +62,21 @@ def test_a_backward_without_prefetch_fails_the_check_and_a_forward_does_not():
                   loop_loads=2, prefetched_loads=1)
     assert any("used in the step that issues them" in p for p in problems(Report("bwd fp32 exact tanh", **kwargs)))
     assert problems(Report("fwd fp32 hard save=exact", **kwargs)) == []
+
+
+def test_runs_as_a_file_from_any_directory(tmp_path):
+    """`python tools/compile_check.py` (the Makefile's form) checks this checkout's kernels, not
+    another install's: run as a file from elsewhere, with no PYTHONPATH, on a filter that selects
+    no variant, it imports `kernels` from the checkout that holds it."""
+    repo = Path(__file__).resolve().parents[2]
+    script = repo / "tools" / "compile_check.py"
+    code = (f"import runpy, sys; sys.argv = [{str(script)!r}, '--jobs', '1', '--only', 'no such variant']\n"
+            f"try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit as e:\n"
+            f"    assert e.code == 0, e.code\n"
+            f"import kernels; print('kernels from', kernels.__file__)")
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "PYTHONPATH")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "0 variants" in done.stdout
+    assert f"kernels from {repo / 'kernels'}" in done.stdout, done.stdout

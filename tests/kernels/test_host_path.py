@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from kernels import lif_scan
-from kernels.lif import fused_cpu, op, params
+from kernels.lif import op, params
 from kernels.lif.function import _EagerScan
 from kernels.lif.params import LIFParams, validated
+
+from .lif_check import fused_backends
 
 
 def test_a_setting_is_validated_once_and_reused():
@@ -53,8 +55,7 @@ def _through_ops(x, p: LIFParams, backend: str, state: str):
                                   backend, state)[:2]
 
 
-BACKENDS = ["torch", "triton", pytest.param("cpu", marks=pytest.mark.skipif(
-    not fused_cpu.available(), reason="the native cpu kernel is not built"))]
+BACKENDS = fused_backends()
 
 
 LAYOUTS = {"transposed": lambda t: t.transpose(1, 2),  # dense, not time-major: spikes and dx keep its strides
@@ -66,8 +67,6 @@ LAYOUTS = {"transposed": lambda t: t.transpose(1, 2),  # dense, not time-major: 
 @pytest.mark.parametrize("surrogate", ["tanh", "dspike"])
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_eager_path_equals_the_custom_ops(backend, state, surrogate, layout, device):
-    if backend == "cpu" and device != "cpu":
-        pytest.skip("the cpu backend runs on CPU tensors")
     g = torch.Generator().manual_seed(3)
     x0 = LAYOUTS[layout]((0.6 * torch.randn(5, 2, 37, generator=g) + 0.3).to(device))
     gs = torch.randn(x0.shape, generator=g).to(device)

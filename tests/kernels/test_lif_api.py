@@ -13,13 +13,14 @@ import triton.language as tl
 
 from kernels import lif_scan
 from kernels.lif import fused_torch, fused_triton
+from kernels.lif.backends import backend_module
 from kernels.lif.naive import asymptotic
 from kernels.lif.params import LIFParams
 from kernels.profiling import saved_tensor_bytes
 
-from .lif_check import assert_matches_naive, run
+from .lif_check import assert_matches_naive, fused_backends, run
 
-FUSED = ["torch", "triton"]
+FUSED = fused_backends()
 
 
 def _x(shape=(4, 3, 50), seed=0, device="cpu", dtype=torch.float32):
@@ -125,6 +126,13 @@ def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
         lif_scan(torch.zeros(2, 3), backend="triton")
 
 
+def test_triton_takes_meta_tensors_without_the_interpreter(monkeypatch):
+    """Meta tensors need only the op's fake implementation, so no CUDA device or interpreter."""
+    monkeypatch.setattr(fused_triton, "_INTERPRETING", False)
+    spikes, u_mean = lif_scan(torch.empty(2, 3, 5, device="meta"), backend="triton")
+    assert spikes.shape == (2, 3, 5) and spikes.device.type == "meta" and u_mean.shape == ()
+
+
 def test_triton_rejects_float64(device):
     with pytest.raises(TypeError, match="use backend='torch' for float64"):
         lif_scan(torch.zeros(2, 3, dtype=torch.float64, device=device), backend="triton")
@@ -198,7 +206,7 @@ def test_compact_state_bytes(backend, device):
 
 @pytest.mark.parametrize("backend", FUSED)
 def test_inference_saves_nothing(backend, device):
-    module = fused_torch if backend == "torch" else fused_triton
+    module = backend_module(backend)
     x = _x(device=device)
     for requires_grad, grad_enabled in [(False, True), (True, False)]:
         with mock.patch.object(module, "fwd", wraps=module.fwd) as spy, torch.set_grad_enabled(grad_enabled):
@@ -209,7 +217,7 @@ def test_inference_saves_nothing(backend, device):
 
 @pytest.mark.parametrize("backend", FUSED)
 def test_compact_state_holds_exact_spikes_and_rounded_membrane(backend, device):
-    module = fused_torch if backend == "torch" else fused_triton
+    module = backend_module(backend)
     T, N = 5, 1029
     x = _x((T, N), device=device)
     spikes = torch.empty_like(x)
@@ -291,7 +299,8 @@ NON_FINITE_SPIKES = {"hard": [[0, 1, 1, 0, 1, 1],
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 @pytest.mark.parametrize(("backend", "mode"), [("naive", "inference"), ("naive", "grad"),
-                                               *[(b, m) for b in FUSED for m in ("inference", "grad", "compact")]])
+                                               *[pytest.param(*b.values, m, marks=b.marks) for b in FUSED
+                                                 for m in ("inference", "grad", "compact")]])
 def test_non_finite_membrane_spikes_are_0_or_1(backend, mode, reset, dtype, device):
     """Every backend and path (no grad, exact and compact saved state) emits 0/1 spikes for NaN
     and +-inf inputs, the hand-computed ones; a NaN membrane never fires."""
@@ -378,7 +387,7 @@ DSPIKE_B3 = {0.5: ([-0.01, 0.0, 0.25, 0.5, 0.75, 1.0, 1.01], [0.0, 0.2995, 0.988
 
 
 @pytest.mark.parametrize("vth", sorted(DSPIKE_B3))
-@pytest.mark.parametrize("backend", ["naive", "torch", "triton"])
+@pytest.mark.parametrize("backend", ["naive", *FUSED])
 def test_dspike_surrogate_is_centred_on_the_threshold(backend, vth, device):
     """T = 1, upstream spike gradient 1: dL/dx is the surrogate derivative at u = x."""
     u, expected = DSPIKE_B3[vth]

@@ -199,7 +199,7 @@ def test_auto_picks_cpu_and_falls_back_to_torch_without_the_kernel():
     with mock.patch.object(fused_cpu, "fwd", wraps=fused_cpu.fwd) as cpu_fwd:
         lif_scan(x)
     assert cpu_fwd.called
-    with mock.patch.object(fused_cpu, "_library", return_value=None), \
+    with mock.patch.object(fused_cpu, "_LIBRARY", None), \
             mock.patch.object(fused_torch, "fwd", wraps=fused_torch.fwd) as torch_fwd:
         lif_scan(x)
         with pytest.raises(RuntimeError, match="native kernel .* was not built.*backend='torch' works"):

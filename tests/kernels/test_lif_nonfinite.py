@@ -16,18 +16,16 @@ import pytest
 import torch
 
 from kernels import lif_scan
-from kernels.lif import fused_cpu
 
-from .lif_check import GRAD_RTOL
+from .lif_check import GRAD_RTOL, fused_backends, runnable
 
 NAN, INF = float("nan"), float("inf")
 VTH, DECAY, ALPHA = 0.5, 0.25, 1.0  # rect window 0 < u < 1, dspike window 0 <= u <= 1
-NOT_BUILT = pytest.mark.skipif(not fused_cpu.available(), reason="the native cpu kernel is not built (pip install -e .)")
 # NumPy (the Triton interpreter's arithmetic) warns on every NaN it makes; NaN is the point here.
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 PATHS = [pytest.param("naive", False, id="naive"),
-         *[pytest.param(b, c, id=f"{b}-{'compact' if c else 'exact'}", marks=NOT_BUILT if b == "cpu" else ())
-           for b in ("torch", "cpu", "triton") for c in (False, True)]]
+         *[pytest.param(*b.values, c, id=f"{b.values[0]}-{'compact' if c else 'exact'}", marks=b.marks)
+           for b in fused_backends() for c in (False, True)]]
 
 
 def _dx(x, backend, compact, grad_spikes, grad_mean, **params):
@@ -88,8 +86,6 @@ HAND_CASES = [
 @pytest.mark.parametrize("surrogate,reset,detach,x,grad_spikes,grad_mean,expected", HAND_CASES,
                          ids=lambda v: str(v).replace(" ", "") if isinstance(v, list) else None)
 def test_backward_by_hand(device, backend, compact, surrogate, reset, detach, x, grad_spikes, grad_mean, expected):
-    if backend == "cpu" and device != "cpu":
-        pytest.skip("backend='cpu' takes CPU tensors")
     x = torch.tensor(x, device=device)[:, None]
     gs = None if grad_spikes is None else torch.tensor(grad_spikes, device=device)[:, None]
     dx = _dx(x, backend, compact, gs, grad_mean, surrogate=surrogate, reset=reset, detach_reset=detach)
@@ -133,7 +129,7 @@ def test_all_backends_agree(device, surrogate, reset, detach, grads, dtype):
     params = {"surrogate": surrogate, "reset": reset, "detach_reset": detach}
     ref = _dx(x, "naive", False, gs, gm, **params).cpu().float()
     rtol = GRAD_RTOL[dtype]  # dx is rounded to the storage dtype: one ulp apart at most
-    backends = ["torch", "triton", *(["cpu"] if fused_cpu.available() and device == "cpu" else [])]
+    backends = runnable(device)
     compact_ref = None
     for backend, compact in itertools.product(backends, (False, True)):
         what = f"{backend}{' compact' if compact else ''}"

@@ -16,12 +16,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kernels.lif import fused_cpu, fused_torch
-from kernels.lif.fused_triton import block_size
+from kernels.lif.fused_triton import BLOCK
 
 from ..hypothesis_profiles import max_examples
 from .lif_check import assert_matches_naive
 
-BLOCK = block_size()
 NOT_BUILT = pytest.mark.skipif(not fused_cpu.available(), reason="the native cpu kernel is not built (pip install -e .)")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

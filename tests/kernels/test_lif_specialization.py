@@ -7,7 +7,7 @@ hint, anything else nothing; >= 2^31 makes it i64). The kernels specialize N (fo
 and nothing else that varies with the data: T, NB, vth, decay and alpha are plain runtime values.
 So per configuration there are exactly three variants, N == 1, N % 16 == 0 and any other N, and
 a new T, alpha or batch size within a class compiles nothing. The keys are computed by Triton's
-own binder for a CUDA sm_90 target (`kernels.lif.compile_check.specialize`), in a subprocess
+own binder for a CUDA sm_90 target (`tools.compile_check.specialize`), in a subprocess
 without the interpreter (under it `@triton.jit` builds no JIT function).
 """
 
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 # (direction, T, N, alpha, state) -> specialization key, for fp32 hard reset, tanh surrogate
 _SCRIPT = r"""
 import json, sys, torch
-from kernels.lif import compile_check
+from tools import compile_check
 from kernels.lif.params import LIFParams
 keys = {}
 for direction, T, N, alpha, state in json.loads(sys.argv[1]):

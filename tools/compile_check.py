@@ -1,8 +1,8 @@
 """Compile every LIF kernel variant for Hopper (sm_90) ahead of time, on a machine without a GPU.
 
-    python -m kernels.lif.compile_check                  # the installed Triton
-    python -m kernels.lif.compile_check --triton 3.6.0   # Triton 3.6.0 from a venv in .cache/
-    make gpu-compile-check                               # both (CI runs this)
+    python tools/compile_check.py                  # the installed Triton (or python -m tools.compile_check)
+    python tools/compile_check.py --triton 3.6.0   # Triton 3.6.0 from a venv in .cache/
+    make gpu-compile-check                         # both (CI runs this)
 
 Each variant is what `fused_triton.fwd` / `bwd` launch for one configuration (dtype, reset,
 saved state, surrogate, detach, which gradients arrive) and one class of N (N % 16 == 0, or
@@ -52,7 +52,7 @@ from typing import Iterator
 TARGET_ARCH = 90
 N_CLASSES = {"N%16==0": 4096, "N%16!=0": 4099, "N==1": 1}  # an N of each class; vectors checked in the first
 REGISTER_BUDGET = {"N%16==0": 64, "N%16!=0": 128, "N==1": 128}
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -101,7 +101,7 @@ def host_launch(direction: str, T: int, N: int, dtype, p, state, has_gs: bool = 
     "compact") or `fused_triton.bwd` ("bwd", state "exact" / "compact") launches for a [T, N]
     input of dtype, found by calling the host function on CPU tensors with the launch intercepted."""
     import torch
-    from . import fused_triton
+    from kernels.lif import fused_triton
 
     sink: list = []
     x = torch.empty((T, N), dtype=dtype)
@@ -123,7 +123,7 @@ def launches(n_classes: dict = N_CLASSES, T: int = 2) -> Iterator[Launch]:
     state) and the backward over surrogate x dtype x state, plus reset/detach and which
     gradients arrive (fp32, tanh, both states)."""
     import torch
-    from .params import LIFParams
+    from kernels.lif.params import LIFParams
 
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     cases = []
@@ -389,7 +389,7 @@ def venv_python(version: str, cache: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kernels.lif.compile_check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python tools/compile_check.py", description=__doc__.split("\n")[0])
     parser.add_argument("--triton", metavar="VERSION", help="run the check with this Triton, installed in a venv "
                         "under --cache (e.g. 3.6.0, the H200 image's)")
     parser.add_argument("--cache", type=Path, default=REPO / ".cache", help="where the venv lives (default .cache/)")
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         python = venv_python(args.triton, args.cache)
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        return subprocess.run([str(python), "-m", "kernels.lif.compile_check", "--jobs", str(args.jobs),
+        return subprocess.run([str(python), "-m", "tools.compile_check", "--jobs", str(args.jobs),
                                "--only", args.only], env=env, cwd=REPO).returncode
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         print("TRITON_INTERPRET is set: unset it (the check compiles real kernels; no GPU is needed)",
@@ -415,4 +415,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if not __package__:  # run as a file: check the kernels of this checkout, not those of another install
+        sys.path.insert(0, str(REPO))
     sys.exit(main())

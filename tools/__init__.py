@@ -1,0 +1,1 @@
+"""Developer and CI tools, run from the repository root; not part of the installed packages."""
