@@ -68,7 +68,7 @@ REHEARSAL_TEST_FILES = ["tests/kernels/test_compact_nan.py", "tests/kernels/test
                         "tests/kernels/test_lif_properties.py"]
 GROUPS = {"kernel_time": 45, "lif_scan": 75, "compile_provider": 40, "training_step": 35, "spikingjelly_convert": 25,
           "memory": 20, "esg_vs_dspike": 30}
-REHEARSAL_CAPS = {"preflight": 30, "build-cpu-kernel": 60, "tests": 90, "bench-memory": 30, "report": 30}
+REHEARSAL_CAPS = {"preflight": 30, "build-cpu-kernel": 150, "tests": 90, "bench-memory": 30, "report": 30}  # a cold C++ build takes ~50-80 s on 2 loaded cores
 REHEARSAL_CAP_S = 60.0  # any other step of the rehearsal
 REHEARSAL_BUDGET_S = 600.0
 
