@@ -25,7 +25,7 @@ def seed_spread(label: str, setting: Setting, budget: Budget, data_root: str, ru
     accs, failed = [], []
     for seed in range(seeds):
         cfg = config(replace(setting, method={**setting.method, "seed": seed}), budget, data_root, runs)
-        print(f"  variation: {label} with seed {seed} ...", flush=True)
+        print(f"  variation: {label}, seed {seed} (trained, or reused from its finished run folder) ...", flush=True)
         results, reason = train_or_reason(cfg)
         if results is None:
             failed.append(f"seed {seed}: {reason}")
