@@ -35,6 +35,6 @@ bench: install-test
 # under the Triton interpreter with tiny sizes and one benchmark group stalled on purpose until
 # its time cap kills it; fails when a step ends otherwise than the real run needs or $OUT would
 # break the device tool's limits (docs/gpu-run.md).
-gpu-rehearsal:
+gpu-rehearsal: install-test
 	rm -rf .cache/gpu-rehearsal
 	TRITON_INTERPRET=1 $(PYTHON) -m bench.gpu_run --rehearsal --out .cache/gpu-rehearsal
