@@ -1,5 +1,5 @@
 """Fused spiking-neuron kernels (Triton) and their PyTorch references. No nn.Modules here."""
 
-from .lif import BACKENDS, RESETS, SURROGATES, LIFParams, lif_scan
+from .lif import BACKENDS, FUSED_BACKENDS, RESETS, SURROGATES, LIFParams, lif_scan
 
-__all__ = ["lif_scan", "LIFParams", "BACKENDS", "SURROGATES", "RESETS"]
+__all__ = ["lif_scan", "LIFParams", "BACKENDS", "FUSED_BACKENDS", "SURROGATES", "RESETS"]

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from . import lif_scan
-from .lif import fused_cpu
+from .lif.backends import runnable
 from .profiling import median_seconds, saved_tensor_bytes
 
 
@@ -40,7 +40,7 @@ def main(argv=None) -> pd.DataFrame:
 
     torch.manual_seed(0)
     x = 0.6 * torch.randn(args.T, 2 ** args.log2_n, device=args.device) + 0.3
-    fused = ["torch"] + (["triton"] if x.is_cuda else ["cpu"] if fused_cpu.usable(x) else [])
+    fused = runnable(x)
     providers = ["naive", *fused, *(f"{b}+compact" for b in fused)]
     ref = _step(x, "naive")
     rows = []

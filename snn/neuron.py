@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from kernels import BACKENDS, LIFParams, lif_scan
+from kernels import BACKENDS, FUSED_BACKENDS, LIFParams, lif_scan
 
 
 SETTINGS = tuple(f.name for f in dataclasses.fields(LIFParams))  # vth, decay, surrogate, alpha, reset, detach_reset
@@ -42,8 +42,7 @@ class LIF(nn.Module):
     such as `snn.ESG` assign it between forwards). Each of these six settings is validated by
     `kernels.LIFParams` when it is assigned (TypeError / ValueError naming it), so a value set
     between the calls of a `torch.compile`d model, where lif_scan cannot check it while tracing,
-    is checked too. backend: one of kernels.BACKENDS
-    ('auto', 'naive', 'torch', 'cpu', 'triton').
+    is checked too. backend: one of kernels.BACKENDS (the registry of kernels/lif/backends.py).
     compact_state: keep a bf16 membrane plus spike bits for the backward (fused backends).
     im: whether `snn.im_loss` restricts this layer (False for LIFs inside residual branches).
     sample_dims: the number of dimensions of one sample, so that an input is exactly
@@ -80,7 +79,7 @@ class LIF(nn.Module):
                                         or sample_dims < 0):
             raise ValueError(f"sample_dims must be None or an int >= 0 (dimensions of one sample), got {sample_dims!r}")
         if compact_state and backend == "naive":
-            raise ValueError("compact_state=True needs a fused backend ('auto', 'torch', 'cpu' or 'triton'), "
+            raise ValueError(f"compact_state=True needs a fused backend (one of {('auto', *FUSED_BACKENDS)}), "
                              "got backend='naive'")
         self._store(p)
         self.im, self.backend, self.compact_state, self.sample_dims = im, backend, compact_state, sample_dims

@@ -96,7 +96,8 @@ def _intercepted(kernels, sink: list):
             del k.run
 
 
-def host_launch(direction: str, T: int, N: int, dtype, p, state, has_gs: bool = True, has_gm: bool = True):
+def host_launch(direction: str, T: int, N: int, dtype, p, state, has_gs: bool = True, has_gm: bool = True,
+                decay_grad: bool = False):
     """(kernel, args, kwargs) that `fused_triton.fwd` (direction "fwd", state None / "exact" /
     "compact") or `fused_triton.bwd` ("bwd", state "exact" / "compact") launches for a [T, N]
     input of dtype, found by calling the host function on CPU tensors with the launch intercepted."""
@@ -113,17 +114,17 @@ def host_launch(direction: str, T: int, N: int, dtype, p, state, has_gs: bool = 
             saved = (u, torch.empty((T, -(-N // 8)), dtype=torch.uint8)) if state == "compact" else (u,)
             gs = torch.empty_like(x) if has_gs else None
             gm = torch.empty((), dtype=torch.float32) if has_gm else None
-            fused_triton.bwd(gs, gm, saved, p, torch.empty_like(x))
+            fused_triton.bwd(gs, gm, saved, p, torch.empty_like(x), decay_grad)
     (launch,) = sink
     return launch
 
 
 def launches(n_classes: dict = N_CLASSES, T: int = 2) -> Iterator[Launch]:
     """Every variant the host functions launch: the full forward grid (dtype x reset x saved
-    state) and the backward over surrogate x dtype x state, plus reset/detach and which
-    gradients arrive (fp32, tanh, both states)."""
+    state) and the backward over surrogate x dtype x state, plus reset/detach, which gradients
+    arrive and the learnable decay's gradient (fp32, tanh, both states)."""
     import torch
-    from kernels.lif.params import LIFParams
+    from kernels.lif.params import SURROGATES, LIFParams
 
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     cases = []
@@ -131,23 +132,25 @@ def launches(n_classes: dict = N_CLASSES, T: int = 2) -> Iterator[Launch]:
         for reset in ("hard", "soft"):
             for save in (None, "exact", "compact"):
                 cases.append((f"fwd {dname} {reset} save={save}", "fwd", dtype, LIFParams(reset=reset), save,
-                              True, True))
+                              True, True, False))
     for state in ("exact", "compact"):
         for dname, dtype in dtypes.items():
-            for surrogate in ("tanh", "rect", "dspike"):
+            for surrogate in SURROGATES:
                 cases.append((f"bwd {dname} {state} {surrogate}", "bwd", dtype, LIFParams(surrogate=surrogate),
-                              state, True, True))
+                              state, True, True, False))
         for reset in ("hard", "soft"):
             for detach in (False, True):
                 cases.append((f"bwd fp32 {state} tanh {reset} detach={detach}", "bwd", torch.float32,
-                              LIFParams(reset=reset, detach_reset=detach), state, True, True))
+                              LIFParams(reset=reset, detach_reset=detach), state, True, True, False))
+            cases.append((f"bwd fp32 {state} atan {reset} decay_grad", "bwd", torch.float32,
+                          LIFParams(reset=reset, surrogate="atan"), state, True, True, True))
         for has_gs, has_gm in ((True, False), (False, True)):
             cases.append((f"bwd fp32 {state} tanh gs={has_gs} gm={has_gm}", "bwd", torch.float32, LIFParams(),
-                          state, has_gs, has_gm))
+                          state, has_gs, has_gm, False))
     for n_class, N in n_classes.items():
         seen = set()
-        for name, direction, dtype, p, state, has_gs, has_gm in cases:
-            kernel, args, kwargs = host_launch(direction, T, N, dtype, p, state, has_gs, has_gm)
+        for name, direction, dtype, p, state, has_gs, has_gm, decay_grad in cases:
+            kernel, args, kwargs = host_launch(direction, T, N, dtype, p, state, has_gs, has_gm, decay_grad)
             key = specialization_key(kernel, args, kwargs)
             if key not in seen:  # e.g. the fp32 tanh hard backward appears in two groups
                 seen.add(key)

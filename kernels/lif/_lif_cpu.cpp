@@ -21,7 +21,7 @@
 // reduction and the Cephes polynomial (about 2 ulp) in float, libm's exp in double. Non-finite
 // values follow the non-finite rule of docs/kernel.md.
 //
-// Saved state formats (kernels/lif/function.py): exact = u in the compute type; compact = u
+// Saved state formats (kernels/lif/backends.py): exact = u in the compute type; compact = u
 // rounded to bf16 with round-to-nearest-even (NaN -> 0x7FC0, as torch) plus the spikes as bits,
 // [T, ceil(N / 8)] bytes, bit j of byte k = neuron 8k + j, unused high bits of the last byte 0.
 
@@ -142,18 +142,24 @@ template <class C> inline C sech2(C y) {
     return C(4) * e / (d * d);
 }
 
-enum Surrogate { TANH = 0, RECT = 1, DSPIKE = 2 };
+// The codes of kernels/lif/params.py's SURROGATE_CODES and kernels/lif/backends.py's SAVE_CODES.
+enum Surrogate { TANH = 0, RECT = 1, DSPIKE = 2, ATAN = 3 };
 enum Save { SAVE_NONE = 0, SAVE_EXACT = 1, SAVE_COMPACT = 2 };
 
 template <class C> struct Params {
-    C vth, decay, alpha, half_alpha, inv_alpha, two_vth, dspike_scale, c;
+    C vth, decay, alpha, half_alpha, inv_alpha, two_vth, dspike_scale, atan_slope, c;
 };
 
 // G * d phi / du at u (kernels/lif/naive.py's asymptotic functions), in naive's rounding for the
 // window tests: rect |u - vth| < alpha / 2, dspike 0 <= u / (2 vth) <= 1. Outside the window the
-// result is selected, not multiplied (docs/kernel.md, the non-finite rule).
+// result is selected, not multiplied (docs/kernel.md, the non-finite rule). atan: alpha / 2 over
+// 1 + (pi/2 alpha (u - vth))^2, SpikingJelly's ATan.
 template <int SURR, class C> inline C surrogate_grad_times(C G, C u, const Params<C>& p) {
     if (SURR == TANH) return G * (C(0.5) * p.alpha * sech2(p.alpha * (u - p.vth)));
+    if (SURR == ATAN) {
+        const C z = p.atan_slope * (u - p.vth);
+        return G * (p.half_alpha / (C(1) + z * z));
+    }
     if (SURR == RECT) return std::abs(u - p.vth) < p.half_alpha ? G * p.inv_alpha : C(0);
     const C x = u / p.two_vth;
     const C g = p.dspike_scale * sech2(p.alpha * (x - C(0.5)));
@@ -291,6 +297,19 @@ inline void backward_row(const S* __restrict gs, const typename Storage<S>::C* _
     }
 }
 
+// dd (in/out) += dL/du(t+1) v(t), v(t) = du(t+1)/d decay: the membrane after reset, rounded as
+// the forward rounds it. A pass of its own over the L1-resident row, so the surrogate rows are
+// not instantiated twice; gnext still holds dL/du(t+1). o: the saved spikes (COMPACT) or unused.
+template <class C, bool HARD, bool COMPACT>
+inline void decay_grad_row(const C* __restrict u, const C* __restrict o, const C* __restrict gnext,
+                           C* __restrict dd, int64_t n, C vth) {
+    for (int64_t i = 0; i < n; ++i) {
+        const C ui = u[i];
+        const C oi = COMPACT ? o[i] : (ui >= vth ? C(1) : C(0));
+        dd[i] += gnext[i] * (HARD ? ui * (C(1) - oi) : ui - vth * oi);
+    }
+}
+
 template <class C>
 inline void widen_bf16(const uint16_t* __restrict in, C* __restrict out, int64_t n) {
     for (int64_t i = 0; i < n; ++i) out[i] = C(bf16_to_float(in[i]));
@@ -302,16 +321,20 @@ inline void unpack_bits(const uint8_t* __restrict bits, C* __restrict o, int64_t
         for (int j = 0; j < 8; ++j) o[8 * k + j] = C((bits[k] >> j) & 1);
 }
 
+// partial: NULL, or partial[c] = chunk c's sum of dL/du(t+1) v(t) (16 lanes, fixed order), for
+// dL/d decay.
 template <class S, bool HARD, bool DETACH, int SURR, bool COMPACT>
 bool backward(const S* gs, const void* saved, const uint8_t* bits, S* dx, int64_t T, int64_t N, int64_t chunk,
-              int threads, const Params<typename Storage<S>::C> p) {
+              int threads, const Params<typename Storage<S>::C> p, double* partial) {
     using C = typename Storage<S>::C;
     const int64_t chunks = (N + chunk - 1) / chunk, NB = (N + 7) / 8;
+    const bool dgrad = partial != nullptr;
     return parallel_chunks(chunks, threads, [=](int64_t c0, int64_t c1) {
-        std::vector<C> gnext(chunk), ubuf(COMPACT ? chunk : 0), obuf(COMPACT ? chunk + 8 : 0);
+        std::vector<C> gnext(chunk), ubuf(COMPACT ? chunk : 0), obuf(COMPACT ? chunk + 8 : 0), dd(dgrad ? chunk : 0);
         std::vector<S> zeros(gs == nullptr ? chunk : 0, Storage<S>::spike(false));
         for (int64_t c = c0; c < c1; ++c) {
             const int64_t a = c * chunk, n = std::min(chunk, N - a);
+            std::fill(dd.begin(), dd.end(), C(0));
             for (int64_t t = T - 1; t >= 0; --t) {
                 const S* g = gs == nullptr ? zeros.data() : gs + t * N + a;
                 if (COMPACT) {
@@ -321,6 +344,7 @@ bool backward(const S* gs, const void* saved, const uint8_t* bits, S* dx, int64_
                 const C* u = COMPACT ? ubuf.data() : static_cast<const C*>(saved) + t * N + a;
                 // dL/do(t) exists where spikes have a gradient or a reset path leaves t
                 S* d = dx + t * N + a;
+                if (dgrad && t < T - 1) decay_grad_row<C, HARD, COMPACT>(u, obuf.data(), gnext.data(), dd.data(), n, p.vth);
                 if (t == T - 1) {
                     if (gs != nullptr)
                         backward_last_row<S, SURR, true>(g, u, gnext.data(), d, n, p);
@@ -335,6 +359,7 @@ bool backward(const S* gs, const void* saved, const uint8_t* bits, S* dx, int64_
                     backward_row<S, HARD, false, SURR, COMPACT, true>(g, u, obuf.data(), gnext.data(), d, n, p);
                 }
             }
+            if (dgrad) partial[c] = lane_sum(dd.data(), n);
         }
     });
 }
@@ -361,31 +386,34 @@ bool forward_dtype(const void* x, void* out, void* saved, uint8_t* bits, int64_t
 
 template <class S, bool HARD, bool DETACH, int SURR>
 bool backward_compact(const void* gs, const void* saved, const uint8_t* bits, void* dx, int64_t T, int64_t N,
-                      int64_t chunk, int threads, int compact, const Params<typename Storage<S>::C>& p) {
+                      int64_t chunk, int threads, int compact, const Params<typename Storage<S>::C>& p,
+                      double* partial) {
     const S* g = static_cast<const S*>(gs);
     S* d = static_cast<S*>(dx);
-    if (compact) return backward<S, HARD, DETACH, SURR, true>(g, saved, bits, d, T, N, chunk, threads, p);
-    return backward<S, HARD, DETACH, SURR, false>(g, saved, bits, d, T, N, chunk, threads, p);
+    if (compact) return backward<S, HARD, DETACH, SURR, true>(g, saved, bits, d, T, N, chunk, threads, p, partial);
+    return backward<S, HARD, DETACH, SURR, false>(g, saved, bits, d, T, N, chunk, threads, p, partial);
 }
 
 template <class S, bool HARD, bool DETACH>
 bool backward_surrogate(const void* gs, const void* saved, const uint8_t* bits, void* dx, int64_t T, int64_t N,
                         int64_t chunk, int threads, int compact, int surrogate,
-                        const Params<typename Storage<S>::C>& p) {
-    if (surrogate == TANH)
-        return backward_compact<S, HARD, DETACH, TANH>(gs, saved, bits, dx, T, N, chunk, threads, compact, p);
-    if (surrogate == RECT)
-        return backward_compact<S, HARD, DETACH, RECT>(gs, saved, bits, dx, T, N, chunk, threads, compact, p);
-    return backward_compact<S, HARD, DETACH, DSPIKE>(gs, saved, bits, dx, T, N, chunk, threads, compact, p);
+                        const Params<typename Storage<S>::C>& p, double* partial) {
+#define LIF_BWD_SURR(SU) backward_compact<S, HARD, DETACH, SU>(gs, saved, bits, dx, T, N, chunk, threads, compact, p, partial)
+    if (surrogate == TANH) return LIF_BWD_SURR(TANH);
+    if (surrogate == RECT) return LIF_BWD_SURR(RECT);
+    if (surrogate == ATAN) return LIF_BWD_SURR(ATAN);
+    return LIF_BWD_SURR(DSPIKE);
+#undef LIF_BWD_SURR
 }
 
 template <class S>
 bool backward_dtype(const void* gs, const void* saved, const uint8_t* bits, void* dx, int64_t T, int64_t N,
                     int64_t chunk, int threads, int compact, int hard, int detach, int surrogate, double vth,
-                    double decay, double alpha, double dspike_scale, double c) {
+                    double decay, double alpha, double dspike_scale, double c, double* partial) {
     using C = typename Storage<S>::C;
-    const Params<C> p{C(vth), C(decay), C(alpha), C(alpha / 2), C(1 / alpha), C(2 * vth), C(dspike_scale), C(c)};
-#define LIF_BWD(H, D) backward_surrogate<S, H, D>(gs, saved, bits, dx, T, N, chunk, threads, compact, surrogate, p)
+    const Params<C> p{C(vth), C(decay), C(alpha), C(alpha / 2), C(1 / alpha), C(2 * vth), C(dspike_scale),
+                      C(1.5707963267948966 * alpha), C(c)};
+#define LIF_BWD(H, D) backward_surrogate<S, H, D>(gs, saved, bits, dx, T, N, chunk, threads, compact, surrogate, p, partial)
     if (hard) return detach ? LIF_BWD(true, true) : LIF_BWD(true, false);
     return detach ? LIF_BWD(false, true) : LIF_BWD(false, false);
 #undef LIF_BWD
@@ -427,19 +455,35 @@ int lif_cpu_forward(const void* x, void* out, void* saved, uint8_t* bits, int64_
 
 // gs: [T, N] in `dtype` or NULL (no spike gradient); saved/bits as written by lif_cpu_forward
 // (compact = 1: bf16 membrane and spike bits); dx: [T, N] in `dtype`. c = dL/du_mean / (T N).
+// decay_grad: NULL, or where dL/d decay is written (the sum over t < T-1 and all neurons of
+// dL/du(t+1) v(t), v the membrane after reset; fixed order).
 int lif_cpu_backward(const void* gs, const void* saved, const uint8_t* bits, void* dx, int64_t T, int64_t N,
                      int dtype, int compact, int hard, int detach, int surrogate, double vth, double decay,
-                     double alpha, double dspike_scale, double c, int64_t chunk, int threads) {
-    if (T < 1 || N < 1 || chunk < 8 || chunk % 8 != 0 || surrogate < 0 || surrogate > 2) return 1;
+                     double alpha, double dspike_scale, double c, int64_t chunk, int threads, double* decay_grad) {
+    if (T < 1 || N < 1 || chunk < 8 || chunk % 8 != 0 || surrogate < TANH || surrogate > ATAN) return 1;
+    const int64_t chunks = (N + chunk - 1) / chunk;
+    std::vector<double> partial;
+    try {
+        partial.resize(decay_grad != nullptr ? chunks : 0);
+    } catch (const std::bad_alloc&) {
+        return 2;
+    }
+    double* parts = decay_grad != nullptr ? partial.data() : nullptr;
     bool ok;
     switch (dtype) {
-        case F32: ok = backward_dtype<float>(gs, saved, bits, dx, T, N, chunk, threads, compact, hard, detach, surrogate, vth, decay, alpha, dspike_scale, c); break;
-        case F16: ok = backward_dtype<f16>(gs, saved, bits, dx, T, N, chunk, threads, compact, hard, detach, surrogate, vth, decay, alpha, dspike_scale, c); break;
-        case BF16: ok = backward_dtype<bf16>(gs, saved, bits, dx, T, N, chunk, threads, compact, hard, detach, surrogate, vth, decay, alpha, dspike_scale, c); break;
-        case F64: ok = backward_dtype<double>(gs, saved, bits, dx, T, N, chunk, threads, compact, hard, detach, surrogate, vth, decay, alpha, dspike_scale, c); break;
+        case F32: ok = backward_dtype<float>(gs, saved, bits, dx, T, N, chunk, threads, compact, hard, detach, surrogate, vth, decay, alpha, dspike_scale, c, parts); break;
+        case F16: ok = backward_dtype<f16>(gs, saved, bits, dx, T, N, chunk, threads, compact, hard, detach, surrogate, vth, decay, alpha, dspike_scale, c, parts); break;
+        case BF16: ok = backward_dtype<bf16>(gs, saved, bits, dx, T, N, chunk, threads, compact, hard, detach, surrogate, vth, decay, alpha, dspike_scale, c, parts); break;
+        case F64: ok = backward_dtype<double>(gs, saved, bits, dx, T, N, chunk, threads, compact, hard, detach, surrogate, vth, decay, alpha, dspike_scale, c, parts); break;
         default: return 1;
     }
-    return ok ? 0 : 2;
+    if (!ok) return 2;
+    if (decay_grad != nullptr) {
+        double s = 0;
+        for (double v : partial) s += v;
+        *decay_grad = s;
+    }
+    return 0;
 }
 
 }  // extern "C"

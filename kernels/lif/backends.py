@@ -1,11 +1,30 @@
-"""The fused backends by name, the single source of what each one accepts: adding a backend is one
-entry in `FUSED_BACKENDS` plus its module.
+"""The fused backends by name and the contract each one implements: adding a backend is one entry
+in `FUSED_BACKENDS` plus its module.
 
-Each entry names a module with the `fwd` / `bwd` functions documented in `function.py`, and
-declares the device types and dtypes it runs on, its input check (called by `lif_scan` before
-dispatch, with the error a user sees) and its place in the `auto` choice. `lif_scan` and the tests
-derive everything from these entries. Modules are imported on first use, so an optional
-dependency (triton) is loaded only by the backend that needs it.
+A fused backend is a module with two functions on time-major matrices:
+
+  fwd(x [T, N], out [T, N], p, save) -> (saved or None, u_mean 0-d)
+      writes the spikes into `out`; save is None (inference: nothing kept), "exact" or
+      "compact"; u_mean in the compute dtype (params.compute_dtype).
+  bwd(grad_spikes [T, N] or None, grad_mean 0-d or None, saved, p, dx [T, N], decay_grad)
+      -> dL/d decay 0-d in the compute dtype when decay_grad, else None
+      one reverse-time pass writing dL/dx into `dx`; with decay_grad it also reduces
+      dL/d decay = sum over t >= 1 and all neurons of dL/du(t) * v(t - 1), v the membrane after
+      reset (hard: u (1 - o), soft: u - vth o), in a fixed order (deterministic).
+
+x, out, grad_spikes and dx are views of dense memory with row stride N (dispatch.py makes them);
+p is a validated `params.LIFParams`. Saved for backward, per element (`saved_state`):
+  "exact":   (u,): the pre-reset membrane in the compute dtype, [T, N] (4 bytes; 8 for fp64).
+             The spikes are recomputed as u >= vth, bit for bit those the forward emitted.
+  "compact": (u, bits): u rounded to bf16 [T, N] (2 bytes) plus the emitted spikes as packed
+             bits [T, ceil(N / 8)] uint8 (bit j of byte k = neuron 8k + j). Spikes stay exact;
+             the surrogate and reset-path gradients see the bf16 membrane.
+
+Each registry entry declares the device types and dtypes the backend runs on, its input check
+(called by `lif_scan` before dispatch, with the error a user sees) and its place in the `auto`
+choice; `lif_scan`, `snn.LIF` and the tests derive their backend lists from it. Modules are
+imported on first use, so an optional dependency (triton) is loaded only by the backend that
+needs it.
 """
 
 from __future__ import annotations
@@ -17,14 +36,29 @@ from types import ModuleType
 
 import torch
 
+from .layout import cdiv
+from .params import compute_dtype
+
 ALL_FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+SAVED_STATES = ("none", "exact", "compact")  # what the forward keeps: nothing (inference), or a format above
+SAVE_CODES = {None: 0, "exact": 1, "compact": 2}  # the `save` argument as the native kernels take it
+
+
+def saved_state(T: int, N: int, dtype: torch.dtype, state: str):
+    """(u shape, u dtype, bits shape) of the state a forward with `state` keeps for x [T, N] of
+    dtype; a shape (0,) stands for a part that format does not have."""
+    if state == "exact":
+        return (T, N), compute_dtype(dtype), (0,)
+    if state == "compact":
+        return (T, N), torch.bfloat16, (T, cdiv(N, 8))
+    return (0,), compute_dtype(dtype), (0,)
 
 
 @dataclass(frozen=True)
 class Backend:
     """One fused backend.
 
-    module: dotted path of the module with `fwd` / `bwd`.
+    module: dotted path of the module with `fwd` / `bwd` (the contract above).
     devices: the device types it computes on (meta tensors always pass: the op's fake
         implementation gives their shapes); None for any device.
     dtypes: the input dtypes it accepts.
@@ -81,8 +115,15 @@ FUSED_BACKENDS: dict[str, Backend] = {
     "triton": Backend("kernels.lif.fused_triton", devices=("cuda",), dtypes=TRITON_DTYPES, check=_check_triton,
                       auto=0),
 }
+BACKENDS = ("auto", "naive", *FUSED_BACKENDS)  # every name lif_scan's `backend` takes
 AUTO_ORDER: tuple[tuple[str, Backend], ...] = tuple(sorted(
     ((name, b) for name, b in FUSED_BACKENDS.items() if b.auto is not None), key=lambda item: item[1].auto))
+
+
+def runnable(x: torch.Tensor) -> list[str]:
+    """The fused backends that run x here: its device type and dtype admitted, and available on
+    this installation; in registry order."""
+    return [name for name, b in FUSED_BACKENDS.items() if b.admits(x) and (b.available is None or b.available())]
 
 
 def auto_backend(x: torch.Tensor) -> str:

@@ -1,9 +1,7 @@
 """Native fused CPU path (backend 'cpu'): the LIF scan and its reverse-time backward as one
 vectorized, multithreaded loop each, in C++ (kernels/lif/_lif_cpu.cpp, built with the package).
 
-Same interface as `fused_torch` (see kernels/lif/function.py for the saved-state formats):
-  fwd(x [T, N], out [T, N], p, save) -> (saved or None, u_mean 0-d)
-  bwd(grad_spikes [T, N] or None, grad_mean 0-d or None, saved, p, dx [T, N]) -> None
+Implements the backend contract of kernels/lif/backends.py (fwd, bwd, the saved-state formats).
 Neurons are processed in chunks of CHUNK, each thread (torch.get_num_threads()) taking a
 contiguous range of chunks; the membrane stays in fp32 (fp64 for fp64 input) in an L1-resident
 array across the time loop, so each [T, N] tensor is read or written once. Spikes and the saved
@@ -20,11 +18,12 @@ import sys
 
 import torch
 
+from .backends import FUSED_BACKENDS, SAVE_CODES
+from .layout import cdiv
 from .params import SURROGATE_CODES, LIFParams, compute_dtype
 
 CHUNK = 4096  # neurons per chunk (a multiple of 8, for the spike bits); measured on 2 cores
 DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.float64: 3}
-SAVE_CODES = {None: 0, "exact": 1, "compact": 2}
 
 _ptr, _i64, _int, _f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
 
@@ -49,7 +48,7 @@ def load_variant(name: str):
     lib.lif_cpu_forward.argtypes = [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _int, _int, _int, _f64, _f64, _i64, _int,
                                     ctypes.POINTER(_f64)]
     lib.lif_cpu_backward.argtypes = [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _int, _int, _int, _int, _int, _f64, _f64,
-                                     _f64, _f64, _f64, _i64, _int]
+                                     _f64, _f64, _f64, _i64, _int, ctypes.POINTER(_f64)]
     lib.lif_cpu_forward.restype = lib.lif_cpu_backward.restype = _int
     return lib
 
@@ -84,8 +83,9 @@ def require(x: torch.Tensor):
     """This module, after checking that x can run on it; raises ValueError (not a CPU tensor) or
     RuntimeError (kernel not built)."""
     if x.device.type != "cpu":
+        others = [name for name in FUSED_BACKENDS if name != "cpu"]
         raise ValueError(f"backend='cpu' needs a CPU tensor, got a tensor on {x.device}; "
-                         f"use backend='auto', 'triton' (CUDA) or 'torch' (any device)")
+                         f"use backend='auto' (it picks by device) or one of {others}")
     if not available():
         raise RuntimeError("backend='cpu' needs the native kernel kernels/lif/_lif_cpu, which was not built: "
                            "reinstall with a C++ compiler available (pip install -e .) or run "
@@ -126,7 +126,7 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
         u = torch.empty((T, N), dtype=dtype)
     elif save == "compact":
         u = torch.empty((T, N), dtype=torch.bfloat16)
-        bits = torch.empty((T, -(-N // 8)), dtype=torch.uint8)
+        bits = torch.empty((T, cdiv(N, 8)), dtype=torch.uint8)
     total = _f64()
     _check(_LIBRARY.lif_cpu_forward(
         x.data_ptr(), out.data_ptr(), _address(u), _address(bits), T, N, DTYPE_CODES[x.dtype], SAVE_CODES[save],
@@ -136,9 +136,10 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     return saved, u_mean
 
 
-def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
+def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor, decay_grad: bool = False):
     """Reverse-time pass (the recurrence of fused_torch.bwd). gs: [T, N] or None; gm: 0-d or
-    None; saved: what fwd returned; writes dx [T, N] (contiguous, the dtype of x)."""
+    None; saved: what fwd returned; writes dx [T, N] (contiguous, the dtype of x). Returns
+    dL/d decay (0-d, compute dtype; summed in double in a fixed order) when decay_grad, else None."""
     u = saved[0]
     bits = saved[1] if len(saved) == 2 else None
     _matrix(dx, "dx")
@@ -148,7 +149,9 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
         _matrix(gs, "grad_spikes")
     c = 0.0 if gm is None else gm.item() / (T * N)
     dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
+    d_decay = _f64()
     _check(_LIBRARY.lif_cpu_backward(
         _address(gs), u.data_ptr(), _address(bits), dx.data_ptr(), T, N, DTYPE_CODES[dx.dtype], int(bits is not None),
         int(p.reset == "hard"), int(p.detach_reset), SURROGATE_CODES[p.surrogate], p.vth, p.decay, p.alpha,
-        dspike_scale, c, CHUNK, torch.get_num_threads()))
+        dspike_scale, c, CHUNK, torch.get_num_threads(), ctypes.byref(d_decay) if decay_grad else None))
+    return torch.tensor(d_decay.value, dtype=compute_dtype(dx.dtype)) if decay_grad else None

@@ -13,8 +13,11 @@ surrogates select with an integer all-ones/zero mask (see _select) for the same 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from .layout import cdiv
 from .params import LIFParams, compute_dtype
 
 CHUNK = 1 << 18  # neurons per chunk (a multiple of 8 for the bit packing); measured best on 2 cores
@@ -23,14 +26,10 @@ _SAME_WIDTH_INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torc
                    torch.float64: torch.int64}
 
 
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def pack_bits(o: torch.Tensor) -> torch.Tensor:
     """[n] bool -> [ceil(n / 8)] uint8, bit j of byte k = element 8k + j (as the Triton kernel)."""
     n = o.numel()
-    padded = torch.zeros(_cdiv(n, 8) * 8, dtype=torch.uint8, device=o.device)
+    padded = torch.zeros(cdiv(n, 8) * 8, dtype=torch.uint8, device=o.device)
     padded[:n] = o
     return (padded.view(-1, 8) << _BIT_SHIFTS.to(o.device)).sum(1, dtype=torch.uint8)
 
@@ -52,8 +51,8 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     u_all = torch.empty((T, N), dtype=dtype, device=device) if save == "exact" else None
     if save == "compact":
         u_half = torch.empty((T, N), dtype=torch.bfloat16, device=device)
-        bits = torch.empty((T, _cdiv(N, 8)), dtype=torch.uint8, device=device)
-    sums = torch.empty(T, _cdiv(N, CHUNK), dtype=dtype, device=device)
+        bits = torch.empty((T, cdiv(N, 8)), dtype=torch.uint8, device=device)
+    sums = torch.empty(T, cdiv(N, CHUNK), dtype=dtype, device=device)
     n0 = min(N, CHUNK)
     scratch = torch.empty(2, n0, dtype=dtype, device=device) if u_all is None else None
     keep = torch.empty(n0, dtype=dtype, device=device)  # 1 - o(t-1), hard reset
@@ -83,7 +82,7 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
             torch.sum(u, dim=0, out=sums[t, c])
             if save == "compact":
                 u_half[t, a:b].copy_(u)
-                bits[t, a // 8:_cdiv(b, 8)].copy_(pack_bits(o.bool()))
+                bits[t, a // 8:cdiv(b, 8)].copy_(pack_bits(o.bool()))
             u_prev = u
     u_mean = sums.sum() / (T * N)
     if save == "compact":
@@ -107,6 +106,9 @@ def _surrogate_grad_times(G: torch.Tensor, u: torch.Tensor, p: LIFParams, out: t
     if p.surrogate == "tanh":  # G (1 - tanh^2) alpha / 2; aten's tanh_backward is slower on CPU
         torch.sub(u, p.vth, out=tmp).mul_(p.alpha).tanh_().square_()
         return torch.addcmul(G, G, tmp, value=-1, out=out).mul_(0.5 * p.alpha)
+    if p.surrogate == "atan":  # G (alpha / 2) / (1 + (pi/2 alpha (u - vth))^2)
+        torch.sub(u, p.vth, out=tmp).mul_(math.pi / 2 * p.alpha).square_().add_(1)
+        return torch.div(G, tmp, out=out).mul_(0.5 * p.alpha)
     mask = window.view(_SAME_WIDTH_INT[window.dtype])
     if p.surrogate == "rect":
         torch.lt(torch.sub(u, p.vth, out=tmp).abs_(), p.alpha / 2, out=mask).neg_()
@@ -124,9 +126,11 @@ def surrogate_grad(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
                                  torch.empty_like(u))
 
 
-def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
+def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor, decay_grad: bool = False):
     """Reverse-time pass. gs: [T, N] or None; gm: 0-d or None; saved: what fwd returned; writes
-    dx = dL/dx [T, N]. The recurrence g(t), G(t) and its non-finite rule: docs/kernel.md."""
+    dx = dL/dx [T, N]. The recurrence g(t), G(t) and its non-finite rule: docs/kernel.md.
+    Returns dL/d decay (0-d, compute dtype) when decay_grad: the sum of g(t + 1) v(t), v(t) the
+    membrane after reset, per chunk and step, added in a fixed order; else None."""
     u_all = saved[0]
     bits = saved[1] if len(saved) == 2 else None
     T, N = u_all.shape
@@ -137,20 +141,28 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
     n0 = min(N, CHUNK)
     buffers = torch.empty(8, n0, dtype=dtype, device=device)
     direct = dx.dtype == dtype  # fp32 dx: accumulate straight into it, else in a ping-pong buffer
-    for a in range(0, N, CHUNK):
+    decay_sums = torch.zeros(T, cdiv(N, CHUNK), dtype=dtype, device=device) if decay_grad else None
+    for c_index, a in enumerate(range(0, N, CHUNK)):
         b = min(a + CHUNK, N)
         n = b - a
         G, keep, tmp, window, u_buf, g_buf, spare, gs_buf = buffers[:, :n]
         g_next = None
         for t in range(T - 1, -1, -1):
             u = u_all[t, a:b]
+            needs_keep = p.reset == "hard" or decay_grad  # 1 - o(t): 1 for a NaN membrane
             if bits is None:
-                if p.reset == "hard":
-                    torch.ge(u, p.vth, out=keep).neg_().add_(1)  # 1 - o(t): 1 for a NaN membrane
+                if needs_keep:
+                    torch.ge(u, p.vth, out=keep).neg_().add_(1)
             else:
-                if p.reset == "hard":
-                    keep.copy_(unpack_bits(bits[t, a // 8:_cdiv(b, 8)], n)).neg_().add_(1)
+                if needs_keep:
+                    keep.copy_(unpack_bits(bits[t, a // 8:cdiv(b, 8)], n)).neg_().add_(1)
                 u = u_buf.copy_(u)
+            if decay_grad and g_next is not None:  # dL/d decay += g(t + 1) v(t), v(t) = du(t + 1)/d decay
+                if p.reset == "hard":
+                    torch.mul(u, keep, out=tmp)
+                else:  # u - vth o(t), as the forward's soft reset rounds it; o(t) = 1 - keep
+                    torch.sub(u, tmp.copy_(keep).neg_().add_(1), alpha=p.vth, out=tmp)
+                torch.sum(tmp.mul_(g_next), dim=0, out=decay_sums[t, c_index])
             if gs is None:
                 gs_t = zero
             else:  # half-precision upstream gradients are upcast once (mixed-dtype ops are slow on CPU)
@@ -178,3 +190,4 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
                 dx[t, a:b].copy_(g)
                 g_buf, spare = spare, g_buf
             g_next = g
+    return None if decay_sums is None else decay_sums.sum()

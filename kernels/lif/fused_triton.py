@@ -36,9 +36,19 @@ import torch
 import triton
 import triton.language as tl
 
+from .backends import SAVE_CODES
+from .layout import cdiv
 from .params import SURROGATE_CODES, LIFParams
 
 BLOCK = 1024  # neurons per program
+
+# The codes of params.SURROGATE_CODES and backends.SAVE_CODES as the kernels' compile-time constants.
+TANH = tl.constexpr(SURROGATE_CODES["tanh"])
+RECT = tl.constexpr(SURROGATE_CODES["rect"])
+DSPIKE = tl.constexpr(SURROGATE_CODES["dspike"])
+ATAN = tl.constexpr(SURROGATE_CODES["atan"])
+SAVE_EXACT = tl.constexpr(SAVE_CODES["exact"])
+SAVE_COMPACT = tl.constexpr(SAVE_CODES["compact"])
 
 
 _INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"  # read by triton when it is imported, as here
@@ -112,9 +122,12 @@ def _sigmoid_slope(z):
 def _surrogate_grad_times(go, u, vth, alpha, dspike_scale, SURROGATE: tl.constexpr):
     """go * d phi / du (see naive.asymptotic); 1 - tanh(y)^2 = 4 sigmoid(2y) sigmoid(-2y). Outside
     a window: docs/kernel.md, the non-finite rule."""
-    if SURROGATE == 0:
+    if SURROGATE == TANH:
         return go * (2.0 * alpha * _sigmoid_slope(2.0 * alpha * (u - vth)))
-    elif SURROGATE == 1:
+    elif SURROGATE == ATAN:
+        z = (1.5707963267948966 * alpha) * (u - vth)
+        return go * ((0.5 * alpha) / (1.0 + z * z))
+    elif SURROGATE == RECT:
         return tl.where(tl.abs(u - vth) < 0.5 * alpha, go * (1.0 / alpha), 0.0)
     else:
         x = u / (2.0 * vth)
@@ -150,9 +163,9 @@ def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, d
             b_u = decay * (b_u - vth * b_o) + b_x
         b_o = (b_u >= vth).to(tl.float32)
         tl.store(p_s, b_o.to(p_s.dtype.element_ty), mask=mask)
-        if SAVE == 1:
+        if SAVE == SAVE_EXACT:
             tl.store(p_u, b_u, mask=mask)
-        if SAVE == 2:
+        if SAVE == SAVE_COMPACT:
             tl.store(p_u, _round_to_bf16(b_u), mask=mask)
             tl.store(p_bits, _pack_bits(tl.where(mask, b_o, 0.0), BLOCK), mask=mask_b)
             p_bits += NB
@@ -164,11 +177,13 @@ def _lif_fwd_kernel(x_ptr, s_ptr, u_ptr, bits_ptr, partial_ptr, T, N, NB, vth, d
 
 
 @triton.jit(do_not_specialize=["T", "NB"])
-def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, decay, alpha, dspike_scale,
+def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, dd_ptr, T, N, NB, vth, decay, alpha, dspike_scale,
                     inv_count, HARD: tl.constexpr, DETACH: tl.constexpr, SURROGATE: tl.constexpr,
-                    HAS_GS: tl.constexpr, HAS_GM: tl.constexpr, COMPACT: tl.constexpr, BLOCK: tl.constexpr):
+                    HAS_GS: tl.constexpr, HAS_GM: tl.constexpr, COMPACT: tl.constexpr, DECAY_GRAD: tl.constexpr,
+                    BLOCK: tl.constexpr):
     """Reverse-time pass; see fused_torch.bwd for the recurrence. COMPACT: u is bf16 and the
-    spikes come from bits_ptr instead of being recomputed as u >= vth."""
+    spikes come from bits_ptr instead of being recomputed as u >= vth. DECAY_GRAD: writes the
+    program's sum of dL/du(t+1) v(t) (v the membrane after reset) to dd_ptr[pid], for dL/d decay."""
     VEC: tl.constexpr = 4 if (gs_ptr.dtype.element_ty.primitive_bitwidth == 32
                               or u_ptr.dtype.element_ty.primitive_bitwidth == 32
                               or dx_ptr.dtype.element_ty.primitive_bitwidth == 32) else 8
@@ -185,6 +200,7 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
     if HAS_GM:
         c = tl.load(gm_ptr).to(tl.float32) * inv_count
     b_gnext = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
+    b_dd = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
     # Software prefetch: the rows of step i + 1 (time t - 1) are loaded while step i computes, so
     # each step waits on no memory latency of its own (loaded where they are used, the loads of
     # u, the bits and grad-spikes made each step wait for them; compile_check's `pref` column).
@@ -212,6 +228,12 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
             b_o = _unpack_bits(b_packed, BLOCK, VEC)
         else:
             b_o = (b_u >= vth).to(tl.float32)
+        if DECAY_GRAD:  # g(t + 1) v(t); no term out of t = T - 1 (0 * inf there would make a NaN)
+            if HARD:
+                b_v = b_u * (1.0 - b_o)
+            else:
+                b_v = b_u - vth * b_o
+            b_dd += tl.where(mask & (i > 0), b_gnext * b_v, 0.0)
         b_go = tl.zeros([BLOCK // VEC, VEC], dtype=tl.float32)
         if HAS_GS:
             b_go = b_gs
@@ -235,13 +257,8 @@ def _lif_bwd_kernel(gs_ptr, gm_ptr, u_ptr, bits_ptr, dx_ptr, T, N, NB, vth, deca
         tl.store(p_dx, b_du.to(p_dx.dtype.element_ty), mask=mask)
         b_gnext = b_du
         p_dx -= N
-
-
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)  # triton.cdiv is a JIT function: calling it on the host costs microseconds
-
-
-_SAVE_CODES = {None: 0, "exact": 1, "compact": 2}
+    if DECAY_GRAD:
+        tl.store(dd_ptr + pid, tl.sum(tl.sum(b_dd, axis=1), axis=0))
 
 
 def _launch_options(fp_fusion: bool) -> dict:
@@ -263,8 +280,8 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     if save is not None:
         u = torch.empty((T, N), dtype=torch.bfloat16 if save == "compact" else torch.float32, device=x.device)
     if save == "compact":
-        bits = torch.empty((T, _cdiv(N, 8)), dtype=torch.uint8, device=x.device)
-    partials = torch.empty(_cdiv(N, BLOCK), dtype=torch.float32, device=x.device)
+        bits = torch.empty((T, cdiv(N, 8)), dtype=torch.uint8, device=x.device)
+    partials = torch.empty(cdiv(N, BLOCK), dtype=torch.float32, device=x.device)
     launch_fwd(x, out, u, bits, partials, p, save)
     saved = None if save is None else (u,) if save == "exact" else (u, bits)
     return saved, partials.sum().div_(T * N)
@@ -276,21 +293,29 @@ def launch_fwd(x, out, u, bits, partials, p: LIFParams, save: str | None) -> Non
     uint8 ("compact"), else any tensor; partials [ceil(N / BLOCK)] fp32, one membrane sum per
     program."""
     T, N = x.shape
-    _lif_fwd_kernel[(_cdiv(N, BLOCK),)](
-        x, out, u, bits, partials, T, N, _cdiv(N, 8), p.vth, p.decay,
-        HARD=p.reset == "hard", SAVE=_SAVE_CODES[save], BLOCK=BLOCK, **_launch_options(fp_fusion=False))
+    _lif_fwd_kernel[(cdiv(N, BLOCK),)](
+        x, out, u, bits, partials, T, N, cdiv(N, 8), p.vth, p.decay,
+        HARD=p.reset == "hard", SAVE=SAVE_CODES[save], BLOCK=BLOCK, **_launch_options(fp_fusion=False))
 
 
-def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor) -> None:
-    """gs: [T, N] or None; gm: 0-d or None; saved: what fwd returned; writes dx [T, N]. The
-    backward kernel on these buffers: it allocates nothing, so it is also the kernel alone."""
+def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor, decay_grad: bool = False):
+    """gs: [T, N] or None; gm: 0-d or None; saved: what fwd returned; writes dx [T, N]. Without
+    decay_grad the backward kernel allocates nothing, so it is also the kernel alone. Returns
+    dL/d decay (0-d fp32: one partial sum per program, summed by torch in a fixed order) when
+    decay_grad, else None."""
     u = saved[0]
     bits = saved[1] if len(saved) == 2 else u
     T, N = u.shape
     dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
-    _lif_bwd_kernel[(_cdiv(N, BLOCK),)](
-        u if gs is None else gs, u if gm is None else gm, u, bits, dx, T, N, _cdiv(N, 8),
+    # The decay gradient's accumulator and v(t) take registers of their own: half the neurons per
+    # program keeps those variants within the register budget (tools/compile_check.py).
+    block = BLOCK // 2 if decay_grad else BLOCK
+    programs = cdiv(N, block)
+    dd = torch.empty(programs, dtype=torch.float32, device=u.device) if decay_grad else u
+    _lif_bwd_kernel[(programs,)](
+        u if gs is None else gs, u if gm is None else gm, u, bits, dx, dd, T, N, cdiv(N, 8),
         p.vth, p.decay, p.alpha, dspike_scale, 1.0 / (T * N),
         HARD=p.reset == "hard", DETACH=p.detach_reset, SURROGATE=SURROGATE_CODES[p.surrogate],
-        HAS_GS=gs is not None, HAS_GM=gm is not None, COMPACT=len(saved) == 2, BLOCK=BLOCK,
+        HAS_GS=gs is not None, HAS_GM=gm is not None, COMPACT=len(saved) == 2, DECAY_GRAD=decay_grad, BLOCK=block,
         **_launch_options(fp_fusion=True))
+    return dd.sum() if decay_grad else None

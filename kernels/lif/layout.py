@@ -9,13 +9,19 @@ have x's strides when x is dense and non-overlapping, contiguous strides otherwi
 layout does not keep time outermost (e.g. a transposed input), the scan runs on a contiguous
 copy and the result is copied into the output once.
 
-These functions compare strides, so they run inside the custom ops (`op.py`) on real tensors,
+These functions compare strides, so they run inside the custom ops (`dispatch.py`) on real tensors,
 never in a traced graph, where a compiler may change a layout after the comparison was made.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def cdiv(a: int, b: int) -> int:
+    """ceil(a / b) for positive ints, on the host (triton.cdiv is a JIT function: calling it on the
+    host costs microseconds)."""
+    return -(-a // b)
 
 
 def dense_time_outermost(x: torch.Tensor) -> bool:

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .params import LIFParams
+from .params import LIFParams, compute_dtype
 
 
 def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
@@ -23,6 +23,8 @@ def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
     rect: linear ramp of slope 1/alpha on |u - vth| < alpha/2 (strict), a step outside.
     dspike: (tanh(b (x - 1/2)) + tanh(b/2)) / (2 tanh(b/2)) with x = u / (2 vth) on 0 <= x <= 1, a
     step outside (Li et al. 2021: the soft step's midpoint x = 1/2 is the firing point u = vth).
+    atan: arctan(pi/2 alpha (u - vth)) / pi + 1/2, SpikingJelly's surrogate.ATan(alpha) (its
+    derivative alpha/2 / (1 + (pi/2 alpha (u - vth))^2) peaks at alpha / 2 at the threshold).
     Autograd through the outer where passes exactly 0 to the ramp outside the window, also for a
     NaN or infinite upstream gradient (the non-finite rule, docs/kernel.md). rect's linear ramp keeps that
     0; dspike's tanh ramp would turn it into 0 * NaN at a NaN membrane, so it is evaluated on x
@@ -30,6 +32,8 @@ def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
     """
     if p.surrogate == "tanh":
         return 0.5 * torch.tanh(p.alpha * (u - p.vth)) + 0.5
+    if p.surrogate == "atan":
+        return torch.atan((math.pi / 2 * p.alpha) * (u - p.vth)) / math.pi + 0.5
     step = (u >= p.vth).to(u.dtype)
     if p.surrogate == "rect":
         inside = (u - p.vth).abs() < p.alpha / 2
@@ -42,24 +46,29 @@ def asymptotic(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
     return torch.where(inside, ramp, step)
 
 
-def lif_scan_naive(x: torch.Tensor, p: LIFParams) -> tuple[torch.Tensor, torch.Tensor]:
+def lif_scan_naive(x: torch.Tensor, p: LIFParams, decay: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """x: [T, ...] float -> (spikes [T, ...] in x.dtype, u_mean 0-d fp32; fp64 for fp64 x).
+
+    decay: a learnable 0-d decay tensor used in place of p.decay (autograd then gives its
+    gradient), or None.
 
     Hard reset: u(t) = decay * u(t-1) * (1 - o(t-1)) + x(t).
     Soft reset: u(t) = decay * (u(t-1) - vth * o(t-1)) + x(t).
     o(t) = 1[u(t) >= vth], u(0) = o(0) = 0; u_mean averages the pre-reset u over all elements.
     A NaN membrane never fires (o = 0); it still makes u_mean NaN.
     """
-    xf = x.to(torch.promote_types(x.dtype, torch.float32))
+    xf = x.to(compute_dtype(x.dtype))
+    leak = p.decay if decay is None else decay.to(xf.dtype)
     u_prev = torch.zeros_like(xf[0])
     o_prev = torch.zeros_like(xf[0])
     spikes, membranes = [], []
-    for t in range(xf.shape[0]):
+    for x_t in xf:
         o_reset = o_prev.detach() if p.detach_reset else o_prev
         if p.reset == "hard":
-            u = p.decay * u_prev * (1 - o_reset) + xf[t]
+            u = leak * u_prev * (1 - o_reset) + x_t
         else:
-            u = p.decay * (u_prev - p.vth * o_reset) + xf[t]
+            u = leak * (u_prev - p.vth * o_reset) + x_t
         step = (u >= p.vth).to(u.dtype)  # 0 for a NaN membrane: NaN >= vth is false
         phi = asymptotic(u, p)
         o = step + (phi - phi.detach())  # autograd: d o / du = d phi / du

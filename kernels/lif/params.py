@@ -4,7 +4,8 @@ The kernels compute in fp32 (fp64 only for fp64 input on the `torch` and `naive`
 every parameter must be usable there: a normal fp32 number (or 0 where 0 makes sense), and so
 must every quantity the kernels derive from the parameters alone:
   alpha          2 alpha (tanh, Dspike: the sigmoid argument 2 alpha (u - vth)), alpha / 2 (rect
-                 window, tanh factor) and 1 / alpha (rect height)  ->  2^-125 <= alpha <= 2^126
+                 window, tanh and atan factor), 1 / alpha (rect height) and pi/2 alpha (atan's
+                 slope)  ->  2^-125 <= alpha <= 2^126
   vth            vth, decay vth (soft reset), 2 vth (Dspike's x = u / (2 vth))
   decay          decay u, decay vth: a fraction in [0, 1]
   Dspike scale   alpha / (2 tanh(alpha / 2) 2 vth) and 4 times it (the Triton kernel's factor)
@@ -15,7 +16,7 @@ While torch.compile traces, these range checks are left out: a float that change
 (ESG's alpha each epoch) is traced as a symbolic value, which has no value to compare and which
 dynamo presents to Python as a plain float, so a traced check would either fail to trace or
 force a recompile for every value. The checks run where the values are concrete instead: the
-fused backends' custom op builds `LIFParams` from the real values on every call (op.py), with
+fused backends' custom op builds `LIFParams` from the real values on every call (dispatch.py), with
 the same errors, and `snn.LIF` validates every assignment of its settings.
 """
 
@@ -28,8 +29,9 @@ from dataclasses import dataclass
 
 import torch
 
-SURROGATES = ("tanh", "rect", "dspike")
-SURROGATE_CODES = {name: code for code, name in enumerate(SURROGATES)}  # what the native kernels take
+SURROGATES = ("tanh", "rect", "dspike", "atan")
+# What the native kernels take (the C++ enum Surrogate and fused_triton's constants follow it).
+SURROGATE_CODES = {name: code for code, name in enumerate(SURROGATES)}
 RESETS = ("hard", "soft")
 
 FP32_MAX = torch.finfo(torch.float32).max  # 3.4028e38
@@ -65,7 +67,8 @@ class LIFParams:
 
     vth: firing threshold, 0 or 1.1755e-38 <= |vth| <= 3.4028e38 (Dspike: 0 < vth <= 1.7014e38);
     decay: membrane leak, 0 or in [1.1755e-38, 1]; alpha: surrogate sharpness (tanh: K of
-    eq. 13-15; rect: window width; dspike: temperature b) in [ALPHA_MIN, ALPHA_MAX] =
+    eq. 13-15; rect: window width; dspike: temperature b; atan: SpikingJelly's ATan alpha, the
+    peak slope being alpha / 2) in [ALPHA_MIN, ALPHA_MAX] =
     [2.3510e-38, 8.5071e37]; Dspike also needs its gradient scale (see dspike_scale) in
     [1.1755e-38, 8.5071e37]. Raises TypeError for a non-real or non-bool value and ValueError,
     naming the parameter and its accepted range, for a value the fp32 kernels cannot compute with.

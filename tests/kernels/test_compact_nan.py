@@ -19,7 +19,10 @@ import triton.language as tl
 
 from kernels.lif import fused_cpu, fused_torch, fused_triton
 from kernels.lif.fused_triton import _round_to_bf16
+from kernels.lif.backends import FUSED_BACKENDS, backend_module
 from kernels.lif.params import LIFParams
+
+from .lif_check import runnable
 
 # NaN patterns: NVIDIA's canonical NaN and its negative, the x86 default NaN and its negative,
 # signalling NaNs with only low or only high mantissa bits, and the largest signalling NaN.
@@ -83,17 +86,17 @@ def _compact_fwd(module, x):
     return u_half
 
 
-@pytest.mark.parametrize("reference", ["torch", "cpu"])
+@pytest.mark.parametrize("reference", [name for name in FUSED_BACKENDS if backend_module(name) is not fused_triton])
 def test_compact_forward_saves_nan_membranes_as_the_other_backends(reference, device):
     """NaN patterns as input at t = 0 (u(0) = 0 + x(0): a NaN whatever the hardware does with its
     payload) and finite input elsewhere; the saved bf16 membrane equals the reference's bit for bit."""
-    if reference == "cpu" and (device != "cpu" or not fused_cpu.available()):
-        pytest.skip("the cpu backend runs on CPU tensors, when its kernel is built")
+    if reference not in runnable(device):
+        pytest.skip(f"backend {reference!r} does not run on {device} here")
     T, width = 3, 16
     x = torch.linspace(-1.0, 1.5, T * len(NAN_BITS) * width, dtype=torch.float32).view(T, -1).to(device)
     x[0, ::width] = _fp32(NAN_BITS, device)  # one NaN pattern every `width` neurons
     x[1, 1::width] = _fp32(NAN_BITS, device)
-    ref_module = fused_torch if reference == "torch" else fused_cpu
+    ref_module = backend_module(reference)
     got, want = _compact_fwd(fused_triton, x), _compact_fwd(ref_module, x)
     assert torch.isnan(got[0, ::width]).all() and torch.isnan(got[1, 1::width]).all()
     bad = [i for i, (g, w) in enumerate(zip(_bf16_bits(got), _bf16_bits(want))) if not _same_rounding(g, w)]

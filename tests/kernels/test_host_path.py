@@ -1,5 +1,5 @@
 """The host side of a lif_scan call: settings validated once per setting, and the eager path
-(`function._EagerScan`, the ops' implementations called directly) equal to the custom ops that
+(`dispatch.EagerScan`, the ops' implementations called directly) equal to the custom ops that
 torch.compile and meta tensors use."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from kernels import lif_scan
-from kernels.lif import op, params
-from kernels.lif.function import _EagerScan
+from kernels.lif import dispatch, params
 from kernels.lif.params import LIFParams, validated
 
 from .lif_check import fused_backends
@@ -50,9 +49,13 @@ def test_lif_scan_does_not_revalidate_a_known_setting(monkeypatch):
     assert calls == [1]
 
 
+def _eager(x, p: LIFParams, backend: str, state: str):
+    return dispatch.EagerScan.apply(x, None, p, backend, state)
+
+
 def _through_ops(x, p: LIFParams, backend: str, state: str):
-    return torch.ops.lif.scan_fwd(x, p.vth, p.decay, p.surrogate, op.alpha_arg(p.alpha), p.reset, p.detach_reset,
-                                  backend, state)[:2]
+    return torch.ops.lif.scan_fwd(x, p.vth, dispatch.scalar_arg(p.decay), p.surrogate, dispatch.scalar_arg(p.alpha),
+                                  p.reset, p.detach_reset, backend, state)[:2]
 
 
 BACKENDS = fused_backends()
@@ -72,7 +75,7 @@ def test_eager_path_equals_the_custom_ops(backend, state, surrogate, layout, dev
     gs = torch.randn(x0.shape, generator=g).to(device)
     p = LIFParams(surrogate=surrogate, alpha=2.5, reset="soft")
     results = []
-    for run in (_EagerScan.apply, _through_ops):
+    for run in (_eager, _through_ops):
         x = x0.detach().requires_grad_()  # keeps x0's strides (a clone of a non-dense x0 would be contiguous)
         spikes, u_mean = run(x, p, backend, state)
         # autograd.grad returns dx as the backward made it (accumulating into x.grad may restride it)

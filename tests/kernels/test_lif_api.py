@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import lif_scan
+from kernels import SURROGATES, lif_scan
 from kernels.lif import fused_torch, fused_triton
 from kernels.lif.backends import backend_module
 from kernels.lif.naive import asymptotic
@@ -397,7 +397,7 @@ def test_dspike_surrogate_is_centred_on_the_threshold(backend, vth, device):
     torch.testing.assert_close(x.grad[0].cpu(), torch.tensor(expected), atol=6e-5, rtol=0)
 
 
-@pytest.mark.parametrize("surrogate", ["tanh", "rect", "dspike"])
+@pytest.mark.parametrize("surrogate", SURROGATES)
 @pytest.mark.parametrize("detach_reset", [False, True])
 def test_float64_torch_backend_equals_autograd(surrogate, detach_reset):
     x = _x((6, 3, 40), seed=5, dtype=torch.float64)

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from kernels import lif_scan
+from kernels import SURROGATES, lif_scan
 from kernels.lif import fused_cpu, fused_torch
 from kernels.lif.params import LIFParams
 from kernels.profiling import saved_tensor_bytes
 
-from .lif_check import assert_matches_naive
+from .lif_check import assert_matches_naive, fused_backends
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 
@@ -29,7 +29,7 @@ def test_the_native_kernel_is_built():
     assert fused_cpu.available(), "pip install -e . built no kernels/lif/_lif_cpu* (is a C++ compiler there?)"
 
 
-@pytest.mark.parametrize("surrogate", ["tanh", "rect", "dspike"])
+@pytest.mark.parametrize("surrogate", SURROGATES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
 @pytest.mark.parametrize(("reset", "detach_reset", "save"), [("hard", False, "exact"), ("hard", True, "compact"),
                                                               ("soft", False, "compact"), ("soft", True, "exact")])
@@ -149,14 +149,14 @@ def _fma_sensitive_input():
     raise AssertionError("no FMA-sensitive input found")
 
 
-@pytest.mark.parametrize("backend", ["naive", "torch", "cpu"])
+@pytest.mark.parametrize("backend", ["naive", *fused_backends("cpu")])
 def test_no_fma_contraction_in_the_forward(backend):
     x = _fma_sensitive_input()
     spikes, _ = lif_scan(x, vth=0.5, decay=0.9, backend=backend)
     assert spikes.flatten().tolist() == [0.0, 1.0]
 
 
-@pytest.mark.parametrize("surrogate", ["tanh", "rect", "dspike"])
+@pytest.mark.parametrize("surrogate", SURROGATES)
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 @pytest.mark.parametrize("detach_reset", [False, True])
 def test_float64_equals_naive(surrogate, reset, detach_reset):

@@ -15,7 +15,7 @@ import math
 import pytest
 import torch
 
-from kernels import lif_scan
+from kernels import SURROGATES, lif_scan
 
 from .lif_check import GRAD_RTOL, fused_backends, runnable
 
@@ -116,7 +116,7 @@ def _assert_same_nonfinite(dx, ref, what):
         assert not differ.any(), f"{what}: {name} at different positions {differ.nonzero().tolist()[:5]}"
 
 
-@pytest.mark.parametrize("surrogate", ["tanh", "rect", "dspike"])
+@pytest.mark.parametrize("surrogate", SURROGATES)
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 @pytest.mark.parametrize("detach", [False, True])
 @pytest.mark.parametrize("grads", ["spikes", "mean", "both"])

@@ -15,13 +15,15 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kernels.lif import fused_cpu, fused_torch
+from kernels import SURROGATES
+from kernels.lif.backends import backend_module
 from kernels.lif.fused_triton import BLOCK
 
 from ..hypothesis_profiles import max_examples
-from .lif_check import assert_matches_naive
+from .lif_check import assert_matches_naive, fused_backends, runnable
 
-NOT_BUILT = pytest.mark.skipif(not fused_cpu.available(), reason="the native cpu kernel is not built (pip install -e .)")
+# The backends that cut neurons into chunks of CHUNK (the CPU paths), as pytest params skipped where they cannot run.
+CHUNKED = [param for param in fused_backends("cpu") if hasattr(backend_module(param.values[0]), "CHUNK")]
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 neurons = st.one_of(st.sampled_from([1, 7, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 3]), st.integers(1, 2 * BLOCK))
@@ -39,7 +41,7 @@ def cases(draw):
         "vth": draw(st.sampled_from([0.5, 1.0, 0.3, 0.75])),
         "decay": draw(st.sampled_from([0.25, 0.5, 0.0, 1.0, 0.9])),
         "alpha": draw(st.sampled_from([1.0, 0.5, 2.0, 3.0, 10.0])),
-        "surrogate": draw(st.sampled_from(["tanh", "rect", "dspike"])),
+        "surrogate": draw(st.sampled_from(SURROGATES)),
         "reset": draw(st.sampled_from(["hard", "soft"])),
         "detach_reset": draw(st.booleans()),
         "grads": draw(st.sampled_from(["both", "spikes", "mean"])),
@@ -70,7 +72,7 @@ EDGE = dict(dtype="fp32", vth=0.5, decay=0.25, alpha=1.0, surrogate="tanh", rese
 KERNEL_SETTINGS = settings(deadline=None, max_examples=max_examples(150), suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.parametrize("backend", ["triton", "torch", pytest.param("cpu", marks=NOT_BUILT)])
+@pytest.mark.parametrize("backend", fused_backends())
 @KERNEL_SETTINGS
 @given(case=cases())
 @example(case={**EDGE, "T": 1, "shape": (1,), "dyadic": True})
@@ -85,26 +87,26 @@ def test_backend_matches_naive(backend, case, device):
 def test_input_exactly_at_threshold_fires(device):
     """u == vth fires (o = 1[u >= vth]) in every backend; the surrogate peaks there."""
     x = torch.full((2, 5), 0.5, device=device)
-    for backend in ("naive", "torch", "triton", *(["cpu"] if fused_cpu.available() else [])):
+    for backend in ("naive", *runnable(device)):
         from kernels import lif_scan
 
         spikes, _ = lif_scan(x, vth=0.5, backend=backend)
         assert spikes[0].eq(1).all(), backend
 
 
-@pytest.mark.parametrize(("backend", "module"), [("torch", fused_torch), pytest.param("cpu", fused_cpu, marks=NOT_BUILT)])
+@pytest.mark.parametrize("backend", CHUNKED)
 @settings(deadline=None, max_examples=max_examples(40))
 @given(case=cases(), chunk=st.sampled_from([8, 64, 136]), threads=st.sampled_from([1, 2, 3]))
 @example(case={**EDGE, "T": 3, "shape": (2 * 64 + 1,), "dyadic": False}, chunk=64, threads=3)
 @example(case={**EDGE, "T": 2, "shape": (3, 8 * 17), "dyadic": True, "dtype": "bf16"}, chunk=8, threads=2)
-def test_cpu_paths_across_chunks_and_threads(backend, module, case, chunk, threads):
+def test_cpu_paths_across_chunks_and_threads(backend, case, chunk, threads):
     """The CPU paths process neurons in chunks (the cpu backend splits chunks between threads);
     a chunk edge, a partial last chunk or a thread boundary must not change anything."""
     x, gs, gm = _inputs(case, "cpu")
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with mock.patch.object(module, "CHUNK", chunk):
+        with mock.patch.object(backend_module(backend), "CHUNK", chunk):
             assert_matches_naive(x, backend, gs, gm, **_params(case))
     finally:
         torch.set_num_threads(previous)

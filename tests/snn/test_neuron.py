@@ -5,6 +5,7 @@ import torch
 
 import snn
 from kernels import lif_scan
+from ..kernels.lif_check import runnable
 
 
 @pytest.mark.parametrize("surrogate,alpha", [("tanh", 1.0), ("tanh", 10.0), ("rect", 1.0), ("dspike", 3.0)])
@@ -49,7 +50,7 @@ def test_u_mean_is_differentiable_and_surrogate_is_a_runtime_setting():
 RESET_PAIRS = [(reset, detach) for reset in ("hard", "soft") for detach in (False, True)]
 
 
-@pytest.mark.parametrize("backend", ["naive", "torch"])
+@pytest.mark.parametrize("backend", ["naive", *runnable("cpu")])
 def test_reset_and_detach_reset_reach_lif_scan(backend):
     """The module's spikes and input gradient equal lif_scan's with the same reset and
     detach_reset, for every pair; the four pairs give four different gradients on this input,
