@@ -14,12 +14,16 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
+from . import exits
+
 Data = Union[bytes, str, Callable]  # bytes, text (UTF-8), or write(binary file) -> None
 
 
 class WriteError(OSError):
     """Writing a file failed (full disk, no permission, ...); the file it would have replaced is
     untouched. The message names the file and the reason."""
+
+    exit_code = exits.FAILED
 
 
 def default_mode() -> int:

@@ -1,6 +1,8 @@
-"""The exceptions a command line catches to print one line and exit with code 2."""
+"""The exceptions a command line reports in one line, exiting with their exit_code (see snn.exits)."""
 
 import re
+
+from .. import exits
 
 # torch.utils.data re-raises a worker's exception as exc_type("Caught <type> in DataLoader worker
 # process <i>.\nOriginal Traceback ...") (torch._utils.ExceptionWrapper.reraise); its last line is
@@ -13,6 +15,8 @@ class DatasetNotFound(Exception):
 
     Raised in a DataLoader worker, it reaches the main process with its original one-line message.
     """
+
+    exit_code = exits.USAGE
 
     def __init__(self, message: str = ""):
         if isinstance(message, str) and _WORKER_RERAISE.match(message):

@@ -17,7 +17,7 @@ def main(argv=None) -> pd.DataFrame:
     try:
         rows = parameter_counts(args.norm, args.width, args.bias)
     except (TypeError, ValueError) as error:
-        parser.error(str(error))  # one line, exit 2
+        parser.error(str(error))  # one line and argparse's usage exit code
     table = pd.DataFrame(rows)
     table["millions"] = (table["parameters"] / 1e6).round(3)
     print(table.to_string(index=False))

@@ -5,12 +5,13 @@
     print(results.report())          # last-epoch, best-validation and best-test accuracies
     results.model, results.history   # the trained network, one metrics dict per epoch
 
-Modules: config (Config, surrogate modes), presets (the paper's recipes), engine (run, Results),
-loop (one epoch, evaluation, NonFiniteLoss), runfolder (what a run folder holds, taking,
-checking and resuming it), checkpoint (atomic save, integrity-checked load, RNG
-states), metrics (per-epoch CSV / JSON lines), distributed (torchrun DDP, failing all ranks
-together), runlock (one process per run folder), stop (SIGINT / SIGTERM at a step boundary), cli
-(`python -m snn.train`).
+Modules: config (Config, surrogate modes), presets (the paper's recipes), engine (run, Results,
+the epoch loop), prepare (every check and builder before the run folder exists), loop (one
+epoch, evaluation, NonFiniteLoss), state (what a checkpoint holds: Training, PartialEpoch),
+runfolder (what a run folder holds, taking, checking and resuming it), checkpoint (atomic save,
+integrity-checked load, RNG states), metrics (per-epoch CSV / JSON lines), distributed (torchrun
+DDP, failing all ranks together), runlock (one process per run folder), stop (SIGINT / SIGTERM at
+a step boundary), cli (`python -m snn.train`, its table of exit codes).
 """
 
 from .checkpoint import CheckpointError, WriteError

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import exits
 from ..files import WriteError, partial_writes, write_atomic  # noqa: F401  (write_atomic, WriteError: re-exported)
 
 DIGEST = "sha256"  # the key save() adds: hex SHA-256 of every other entry (see digest)
@@ -24,7 +25,9 @@ DIGEST = "sha256"  # the key save() adds: hex SHA-256 of every other entry (see 
 
 class CheckpointError(Exception):
     """A checkpoint cannot be used: unreadable, damaged, or not a snn.train checkpoint. The message
-    names the file, what is wrong and what to do (the command line exits with 2)."""
+    names the file, what is wrong and what to do."""
+
+    exit_code = exits.USAGE
 
 
 def digest(state) -> str:

@@ -5,21 +5,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 
-from ..data import DATASETS, DatasetNotFound
+from .. import exits
+from ..data import DATASETS
 from ..models import MODELS, NORMS
 from . import presets
-from .checkpoint import CheckpointError, WriteError
-from .config import DEVICES, LIF_BACKENDS, OPTIMIZERS, SURROGATE_FORMS, Config, ConfigError
-from .distributed import PeerFailed
+from .config import DEVICES, LIF_BACKENDS, OPTIMIZERS, SURROGATE_FORMS, Config
 from .engine import run
-from .loop import NonFiniteLoss
 from .stop import Interrupted
 
-EXIT_FAILED, EXIT_USAGE, EXIT_NONFINITE = 1, 2, 3
-EXIT_CODES = {EXIT_USAGE: (DatasetNotFound, ConfigError, FileExistsError, CheckpointError),
-              EXIT_NONFINITE: (NonFiniteLoss,), EXIT_FAILED: (WriteError, PeerFailed)}
 DEFAULTS = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
             for f in dataclasses.fields(Config)}
 
@@ -30,6 +26,7 @@ Without a preset the run is a small CPU job on scikit-learn's bundled digits (no
 CIFARNet at width 0.25, T=2, tdBN, ESG, IM-Loss weight 2, SGD lr 0.1, batch 64, 4 epochs, cosine LR.
 Flags override the preset's fields; every default below is that of the digits run."""
 
+_SIGNALLED = f"{exits.signalled(signal.SIGINT)} / {exits.signalled(signal.SIGTERM)}"
 EPILOG = f"""\
 presets (the recipe of the authors' released code, docs/design.md "Training recipe": SGD momentum
 0.9, weight decay 1e-4, lr 0.1, cosine annealing, batch 128, 100 epochs; with the paper's tdBN,
@@ -41,12 +38,16 @@ metrics.csv and metrics.jsonl (one row per epoch: losses, accuracies, K, Dspike 
 seconds, images/s, peak memory, per-layer spike rates on the test set), results.json.
 
 exit codes (each failure prints one line "error: ...", under torchrun on every rank, naming it):
-  0 done; 1 a run file could not be written (full disk, ...; the previous checkpoint is kept) or
-  another process of the run failed; 2 bad settings (found before the run folder is created),
-  missing or corrupt data, an unreadable or damaged checkpoint, or a run directory that already
-  holds a run (pass --resume) or is in use by another process; 3 training diverged: non-finite loss,
-  gradient or weights (the last checkpoint, with finite weights, is kept); 130 / 143 stopped by
-  SIGINT (Ctrl-C) / SIGTERM at the next step, after saving a checkpoint that --resume continues.
+  {exits.DONE:<9} done
+  {exits.FAILED:<9} a run file could not be written (full disk, ...; the previous checkpoint is kept), or
+            another process of the run failed
+  {exits.USAGE:<9} bad settings (found before the run folder is created), missing or corrupt data, an
+            unreadable or damaged checkpoint, a run directory that already holds a run (pass --resume)
+            or is in use by another process, or a process group that cannot be joined
+  {exits.DIVERGED:<9} training diverged: non-finite loss, gradient or weights (the last checkpoint, with
+            finite weights, is kept)
+  {_SIGNALLED:<9} stopped by SIGINT (Ctrl-C) / SIGTERM at the next step, after saving a
+            checkpoint that --resume continues
 
 examples:
   python -m snn.train                                     # digits on CPU
@@ -148,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(argv=None) -> Config:
-    """Parse the command line into a Config (exits with code 2 and the reason on a bad value)."""
+    """Parse the command line into a Config (on a bad value argparse prints the reason and exits
+    with exits.USAGE)."""
     parser = build_parser()
     given = vars(parser.parse_args(argv))
     preset = given.pop("preset", None)
@@ -165,16 +167,16 @@ def main(argv=None) -> int:
     config = config_from_args(argv)
     try:
         run(config)
-    except Interrupted as e:  # SIGINT / SIGTERM: 130 / 143, after saving what resumes
+    except Interrupted as e:  # SIGINT / SIGTERM, after saving what resumes
         return _fail(e, e.exit_code, "interrupted")
     except KeyboardInterrupt:  # Ctrl-C before run() took the signals over (joining the process group)
-        return _fail("stopped on SIGINT before the run started; nothing was written", 130, "interrupted")
+        return _fail("stopped on SIGINT before the run started; nothing was written",
+                     exits.signalled(signal.SIGINT), "interrupted")
     except Exception as e:
-        for code, kinds in EXIT_CODES.items():
-            if isinstance(e, kinds):
-                return _fail(e, code)
-        raise  # a bug, not a failure the user can act on: keep the traceback
-    return 0
+        if exits.of(e) is None:
+            raise  # a bug, not a failure the user can act on: keep the traceback
+        return _fail(e, exits.of(e))
+    return exits.DONE
 
 
 def _fail(error: BaseException, code: int, kind: str = "error") -> int:

@@ -13,7 +13,7 @@ from typing import Optional
 
 from kernels import BACKENDS
 
-from .. import checks, dspike
+from .. import checks, dspike, exits
 from ..data import DATASETS
 from ..models import MODELS, NORMS
 from .presets import PRESETS
@@ -31,7 +31,9 @@ RUNTIME_FIELDS = ("out", "resume", "progress", "workers", "data_root", "download
 
 
 class ConfigError(ValueError):
-    """Settings that cannot run as given (the command line prints the message and exits with 2)."""
+    """Settings that cannot run as given; the command line prints the message and exits."""
+
+    exit_code = exits.USAGE
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .. import exits
 from ..im_loss import im_loss as local_im_loss, im_term, restricted_layers
 from .config import ConfigError
 
@@ -34,13 +35,14 @@ DEFAULT_TIMEOUT = 600.0  # seconds: rank 0 may build the data (a download) while
 
 
 class StartFailed(ConfigError):
-    """This process could not join the process group (the port is taken, a peer never came, ...);
-    the command line exits with 2."""
+    """This process could not join the process group (the port is taken, a peer never came, ...)."""
 
 
 class PeerFailed(RuntimeError):
     """Another process of the run failed in a shared step (see together); this one stops too. The
     message names the failing ranks and their errors."""
+
+    exit_code = exits.FAILED
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,10 @@ def setup(device: str) -> Context:
 
 
 def _give_up(line: str) -> None:
-    """The start-up watchdog's end: one line on stderr, then exit 2 at once (the main thread is stuck
-    inside torch's store client, where no exception reaches it)."""
+    """The start-up watchdog's end: one line on stderr, then exit with StartFailed's code at once (the
+    main thread is stuck inside torch's store client, where no exception reaches it)."""
     print(line, file=sys.stderr, flush=True)
-    os._exit(2)
+    os._exit(StartFailed.exit_code)
 
 
 def timeout_seconds() -> float:

@@ -4,41 +4,41 @@
     results = run(Config(epochs=2, input_size=16, out="runs/digits"))
     results.final_test_acc, results.best_val_epoch, results.best_test_acc, results.model
 
-Every epoch: train (Dspike selection first when asked), step the cosine LR and ESG, evaluate
-the validation and test splits, append a metrics row, then write <out>/best.pt (when validation
-accuracy improved) and <out>/last.pt atomically, and rewrite the metrics files. Before the run
-folder is created, every setting is checked (with one forward of a test sample); failures are
-the exceptions listed in run(), and under torchrun they end every rank together.
+Before the run folder is created, every setting is checked (snn.train.prepare, with one forward
+of a test sample). Then every epoch (`_epoch`): train (Dspike selection first when asked), step
+the cosine LR and ESG, evaluate the validation and test splits, append a metrics row, then write
+<out>/best.pt (when validation accuracy improved) and <out>/last.pt atomically, and rewrite the
+metrics files. Failures are the exceptions listed in run(); under torchrun they end every rank
+together.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset, DistributedSampler, Sampler, Subset
+from torch.utils.data import DataLoader, Sampler
 
-from .. import models
-from ..data import build_datasets, make_loader
+from ..data import make_loader
 from ..dspike import DspikeSchedule
 from ..esg import ESG
 from . import checkpoint, distributed, metrics, runfolder
-from .config import Config, ConfigError
+from .config import Config
 from .distributed import Context
-from .loop import NonFiniteLoss, StepSettings, evaluate, model_input, train_epoch
-from .runfolder import Resumed, Training, log as _log
+from .loop import EpochPlan, NonFiniteLoss, Stopped, evaluate, train_epoch
+from .prepare import Setup, prepare
+from .prepare import build_data, build_model, build_optimizer, seed_everything  # noqa: F401  (reproduce/ imports them here)
+from .runfolder import Resumed, log as _log
+from .state import PartialEpoch, Training, best_record  # noqa: F401  (Training: reproduce/ imports it here)
 from .stop import Interrupted, Signals, name as signal_name
-
-CUDA_WORKERS = 8  # default data-loader workers per process on CUDA (CPU runs load in the main process)
 
 
 @dataclass
@@ -88,136 +88,14 @@ class Results:
         return "\n".join(lines)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and every CUDA device)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def build_data(cfg: Config, ctx: Context):
-    """build_datasets on rank 0 first (it may download or write caches), then on the other ranks.
-
-    Raises ConfigError for options build_datasets rejects, DatasetNotFound for missing data (on the
-    other ranks: distributed.PeerFailed)."""
-    kwargs = dict(root=cfg.data_root, T=cfg.T, download=cfg.download, val_fraction=cfg.val_fraction,
-                  seed=cfg.seed, **cfg.dataset_options())
-
-    def build():
-        try:
-            return build_datasets(cfg.dataset, **kwargs)
-        except (TypeError, ValueError) as e:  # an option or value the dataset does not accept
-            raise ConfigError(str(e)) from None
-        except (RuntimeError, MemoryError) as e:
-            if not _out_of_memory(e):
-                raise
-            raise ConfigError(f"the {cfg.dataset} data does not fit in memory with these settings "
-                              f"({cfg.dataset_options() or 'defaults'}): {_first_line(e)}; use a smaller "
-                              f"--input-size") from None
-
-    data = distributed.together(build, ctx, main_only=True)
-    return distributed.together(lambda: data if ctx.main else build(), ctx)
-
-
-def _first_line(error: BaseException) -> str:
-    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-
-
-def _out_of_memory(error: BaseException) -> bool:
-    """Whether error is an allocation failure (CPU or CUDA)."""
-    return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (
-        isinstance(error, RuntimeError) and any(m in str(error) for m in ("can't allocate memory", "out of memory")))
-
-
-def build_model(cfg: Config, info) -> nn.Module:
-    """The configured network for the dataset's info; raises ConfigError for settings it rejects."""
-    s = cfg.surrogate_spec
-    try:
-        return models.build(cfg.model, info.num_classes, in_channels=info.in_channels, norm=cfg.norm,
-                            width=cfg.width, input_size=info.size[0], vth=cfg.vth, decay=cfg.decay, surrogate=s.lif,
-                            alpha=s.alpha, detach_reset=cfg.detach_reset, backend=cfg.backend,
-                            bias=cfg.bias)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"model {cfg.model}: {e}") from None
-
-
-def preflight(model: nn.Module, sample: torch.Tensor, s: StepSettings, cfg: Config, batch: int = 1) -> None:
-    """A forward and backward of one batch of `batch` copies of a test sample, so that settings the
-    model cannot run with (a backend this device lacks, an input too small for the architecture, a
-    first batch that does not fit in memory) fail before anything is written. Changes no state:
-    eval mode (normalization statistics untouched), gradients dropped, RNG states restored.
-
-    sample: one dataset input ([C, H, W] or [T, 2, H, W]). Raises ConfigError with the reason."""
-    training = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[s.device] if s.device.type == "cuda" else []), \
-                torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.amp):
-            x = model_input(sample.unsqueeze(0).expand(batch, *sample.shape).contiguous(), s)
-            model(x, T=s.T).float().sum().backward()
-    except (RuntimeError, ValueError, TypeError, MemoryError) as e:
-        if _out_of_memory(e):
-            raise ConfigError(f"the first training batch ({batch} x {tuple(sample.shape)}, {cfg.model}, T={cfg.T}) does "
-                              f"not fit in {s.device.type} memory: {_first_line(e)}; lower --batch-size or "
-                              f"--input-size") from None
-        raise ConfigError(f"{cfg.model} cannot run with these settings (input {tuple(sample.shape)}, backend "
-                          f"{cfg.backend!r}, device {s.device.type}): {type(e).__name__}: {str(e).strip()}") from None
-    finally:
-        model.train(training)
-        model.zero_grad(set_to_none=True)
-        if s.device.type == "cuda":
-            torch.cuda.empty_cache()
-
-
-def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD (momentum, L2 weight decay) or Adam (L2 weight decay), over every parameter."""
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def shard(dataset: Dataset, ctx: Context) -> Dataset:
-    """This rank's every world-th sample, no padding (evaluation counts each sample once)."""
-    return Subset(dataset, range(ctx.rank, len(dataset), ctx.world)) if ctx.distributed else dataset
-
-
-def _surrogate_k(cfg: Config, esg: Optional[ESG]) -> Optional[float]:
-    """The tanh surrogate's K for the coming epoch (ESG's or the fixed tanh:K), None for rect / dspike."""
-    if esg is not None:
-        return esg.k
-    s = cfg.surrogate_spec
-    return s.alpha if s.lif == "tanh" else None
-
-
-def _finite_state(model: nn.Module, ctx: Context) -> bool:
-    """Whether every parameter and floating-point buffer of model is finite on every rank."""
-    bad = any(not torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
-    return distributed.all_max(float(bad), ctx) == 0
-
-
-def step_settings(cfg: Config, device: torch.device) -> StepSettings:
-    """The per-forward settings: bf16 autocast and channels_last default to on with CUDA only.
-
-    Raises ConfigError for channels_last on CPU: torch 2.14.1's oneDNN was observed computing a wrong
-    weight gradient for a 1x1 stride-2 convolution with a channels_last input (ResNet shortcuts)."""
-    cuda = device.type == "cuda"
-    if cfg.channels_last and not cuda:
-        raise ConfigError("--channels-last is refused on CPU: torch's oneDNN backend has computed wrong weight "
-                          "gradients for 1x1 stride-2 convolutions (the ResNet shortcut) with channels_last inputs; "
-                          "train on CPU without it (the default), or use it on CUDA")
-    return StepSettings(T=cfg.T, device=device, amp=cuda if cfg.amp is None else cfg.amp,
-                        channels_last=cuda if cfg.channels_last is None else cfg.channels_last,
-                        im_lambda=cfg.im_lambda, clip_grad=cfg.clip_grad)
-
-
 def run(config: Config) -> Results:
     """Train config.model on config.dataset as configured; see the module docstring and Config.
 
     Under torchrun (WORLD_SIZE > 1) every rank calls run; the process group is joined here when
     the caller has not, and left at the end. Every setting is checked before the run folder is
     created. Raises ConfigError for settings that cannot run (also found by one forward of a test
-    sample), DatasetNotFound for missing data, FileExistsError when <out>/last.pt exists but
-    config.resume is False, checkpoint.CheckpointError for an unusable last.pt to resume,
+    sample), DatasetNotFound for missing data, runfolder.RunExists (a FileExistsError) when
+    <out>/last.pt exists but config.resume is False, checkpoint.CheckpointError for an unusable last.pt to resume,
     loop.NonFiniteLoss when the loss, a gradient or a weight stops being finite (the last
     checkpoint, whose weights are finite, stays), checkpoint.WriteError when a run file cannot be
     written, distributed.PeerFailed on the other ranks when one rank fails in a shared step,
@@ -242,6 +120,138 @@ def run(config: Config) -> Results:
     return results
 
 
+def _run(cfg: Config, ctx: Context, signals: Signals) -> Results:
+    with contextlib.ExitStack() as held:  # the run folder's lock, on rank 0, from take_folder to the end
+        return _train(cfg, ctx, signals, held)
+
+
+def _train(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitStack) -> Results:
+    signals.immediate = "before training began; no checkpoint was written"
+    setup = prepare(cfg, ctx, signals, held)
+    resumed = distributed.together(lambda: runfolder.resume(setup.training, cfg, ctx, setup.last_path), ctx) \
+        if cfg.resume else Resumed()
+    history, best, partial = resumed.history, resumed.best, resumed.partial
+    distributed.together(lambda: runfolder.open_out(setup.out, cfg, history), ctx, main_only=True)
+    net = distributed.wrap(setup.training.model, ctx)  # after the resume: DDP starts from rank 0's weights
+    _log(ctx, setup.description)
+
+    signals.immediate = None  # from here a signal stops the run at the next step boundary
+    for epoch in range(len(history), cfg.epochs):
+        best = _epoch(setup, net, history, best, partial)
+        partial = None
+        signum = int(distributed.all_max(float(signals.signum or 0), ctx))
+        if signum and epoch + 1 < cfg.epochs:
+            raise Interrupted(signum, f"stopped on {signal_name(signum)} after epoch {epoch + 1}/{cfg.epochs}; "
+                                      f"{setup.last_path} holds it: continue with --resume")
+    signals.immediate = f"after the last epoch; {setup.last_path} holds every epoch: --resume writes the results"
+    return _finish(setup, history)
+
+
+def _epoch(setup: Setup, net: nn.Module, history: list[dict], best: Optional[dict],
+           partial: Optional[PartialEpoch]) -> Optional[dict]:
+    """Epoch len(history) + 1: train (the rest of it after `partial`), step the LR and ESG,
+    evaluate, append its metrics row to history, write last.pt, best.pt (when validation accuracy
+    improved) and the metrics files. best: the best.pt record (state.best_record) so far -> the
+    record after this epoch. Raises Interrupted (after writing last.pt) when a signal stopped
+    training mid-epoch, NonFiniteLoss when the weights stopped being finite."""
+    cfg, ctx, training, epoch = setup.cfg, setup.ctx, setup.training, len(history)
+    loader, generator_at_start = _train_loader(setup, epoch, partial)
+    row = {"epoch": epoch + 1, "lr": training.optimizer.param_groups[0]["lr"], "K": _surrogate_k(cfg, training.esg)}
+    metrics.reset_peak_memory(ctx.device)
+    plan = EpochPlan(epoch, cfg.epochs, select=None if training.selector is None else
+                     _dspike_on_rank0(training.selector, ctx), progress=cfg.progress and ctx.main,
+                     stop=lambda: setup.signals.signum or 0, resume_from=partial)
+    trained = train_epoch(net, training.model, loader, training.optimizer, setup.settings, ctx, plan)
+    if isinstance(trained, Stopped):
+        _stop_mid_epoch(setup, trained, history, best, generator_at_start)
+    if not _finite_state(training.model, ctx):  # e.g. weights overflowed by a huge step: never checkpoint them
+        raise NonFiniteLoss("non-finite weights or normalization statistics", epoch + 1, cfg.epochs)
+    training.scheduler.step()
+    if training.esg is not None:
+        training.esg.step()
+    row.update(_evaluated_row(setup, trained))
+
+    previous_best, _ = metrics.best(history, "val_acc")
+    history.append(row)
+    improved = row["val_acc"] is not None and (previous_best is None or row["val_acc"] > previous_best)
+    if improved and ctx.main:  # rank 0 writes the files, and the record
+        best = best_record(len(history), training.model)
+    state = training.state(cfg, history, _rng_of_every_rank(ctx), best)
+    distributed.together(lambda: _write_epoch(setup, state, history, improved), ctx, main_only=True)
+    _log(ctx, metrics.summary(row, cfg.epochs))
+    return best
+
+
+def _train_loader(setup: Setup, epoch: int, partial: Optional[PartialEpoch]) -> tuple[DataLoader, torch.Tensor]:
+    """The training loader of epoch (0-based; without the batches partial already trained), with
+    fresh workers seeded from the run's generator, and that generator's state before the loader
+    drew from it (a stopped epoch stores it, so that --resume replays the same order)."""
+    setup.sampler.set_epoch(epoch)
+    generator_at_start = setup.training.generator.get_state()
+    order = setup.sampler if partial is None else _SkipBatches(setup.sampler, partial.step * setup.local_batch)
+    loader = make_loader(setup.train_set, setup.local_batch, train=True, workers=setup.workers, sampler=order,
+                         generator=setup.training.generator, pin_memory=setup.ctx.device.type == "cuda")
+    return loader, generator_at_start
+
+
+def _evaluated_row(setup: Setup, trained: dict) -> dict:
+    """The epoch's metrics after lr and K: train_epoch's (trained), the validation and test
+    accuracies (evaluated now), seconds, images/s, peak memory (MiB, largest rank), Dspike's b and
+    selection cost (None without Dspike) and each LIF layer's test spike rate ("rate/<layer>")."""
+    training, ctx = setup.training, setup.ctx
+    start = time.perf_counter()
+    val_acc = None if setup.val_loader is None else evaluate(training.model, setup.val_loader, setup.settings, ctx)[0]
+    test_acc, rates = evaluate(training.model, setup.test_loader, setup.settings, ctx, rates=True)
+    images = trained.pop("images")
+    row = dict(trained, val_acc=val_acc, test_acc=test_acc, eval_seconds=time.perf_counter() - start,
+               images_per_s=images / trained["epoch_seconds"],
+               peak_mem_mib=distributed.all_max(metrics.peak_memory_mib(ctx.device), ctx),
+               dspike_b=None, dspike_seconds=None, dspike_forwards=None, dspike_skipped=None)
+    if training.selector is not None:
+        row.update(dspike_b=training.selector.b, **training.selector.cost)
+    row.update({f"rate/{name}": rate for name, rate in rates.items()})
+    return row
+
+
+def _rng_of_every_rank(ctx: Context) -> list[dict]:
+    return distributed.gather_objects(checkpoint.capture_rng(), ctx)
+
+
+def _write_epoch(setup: Setup, state: dict, history: list[dict], improved: bool) -> None:
+    checkpoint.save(setup.last_path, state)
+    if improved:  # after last.pt, which records it: a kill in between is repaired on resume
+        checkpoint.save(setup.best_path, state)
+    metrics.write(setup.out, history)
+
+
+def _stop_mid_epoch(setup: Setup, stopped: Stopped, history: list[dict], best: Optional[dict],
+                    generator_at_start: torch.Tensor) -> NoReturn:
+    """Write last.pt with the stopped epoch's progress (with the Dspike selection it made, and the
+    loader generator as the epoch began, so that --resume replays the same epoch from the next
+    step), then raise Interrupted."""
+    cfg, training = setup.cfg, setup.training
+    partial = dataclasses.replace(stopped.progress, dspike=None if training.selector is None else training.selector.cost)
+    state = training.state(cfg, history, _rng_of_every_rank(setup.ctx), best, partial, generator_at_start)
+    distributed.together(lambda: checkpoint.save(setup.last_path, state), setup.ctx, main_only=True)
+    raise Interrupted(stopped.signum, f"stopped on {signal_name(stopped.signum)} at step {partial.step}/"
+                                      f"{partial.steps} of epoch {len(history) + 1}/{cfg.epochs}; saved "
+                                      f"{setup.last_path}: continue with --resume")
+
+
+def _finish(setup: Setup, history: list[dict]) -> Results:
+    """Write results.json and the metrics files (also after a resume with nothing left to train)."""
+    results = Results.from_history(setup.out, history, setup.training.model)
+
+    def write_results():
+        metrics.write(setup.out, history)
+        text = json.dumps(results.to_dict(), indent=2) + "\n"
+        checkpoint.write_atomic(setup.out / "results.json", lambda f: f.write(text.encode()))
+
+    distributed.together(write_results, setup.ctx, main_only=True)
+    _log(setup.ctx, results.report())
+    return results
+
+
 class _SkipBatches(Sampler):
     """sampler without its first `skip` indices: the rest of an interrupted epoch."""
 
@@ -253,16 +263,6 @@ class _SkipBatches(Sampler):
 
     def __len__(self) -> int:
         return max(0, len(self.sampler) - self.skip)
-
-
-def _check_splits(cfg: Config, train_set, val_set, test_set) -> None:
-    """ConfigError when the training or test split has no sample (e.g. a val_fraction that holds
-    out every training sample of a small set)."""
-    for split, data in (("training", train_set), ("test", test_set)):
-        if len(data) == 0:
-            raise ConfigError(f"the {split} split of {cfg.dataset} has no samples (val_fraction {cfg.val_fraction:g} "
-                              f"holds out {0 if val_set is None else len(val_set)} of the training samples); "
-                              f"lower --val-fraction or use more data")
 
 
 def _dspike_on_rank0(schedule: DspikeSchedule, ctx: Context):
@@ -278,193 +278,15 @@ def _dspike_on_rank0(schedule: DspikeSchedule, ctx: Context):
     return select
 
 
-@dataclass
-class _Run:
-    """What every epoch of one run uses, built once by _prepare."""
-
-    cfg: Config
-    ctx: Context
-    signals: Signals
-    out: Path
-    settings: StepSettings
-    tr: Training
-    train_set: Dataset
-    sampler: DistributedSampler
-    local_batch: int
-    workers: int
-    val_loader: Optional[torch.utils.data.DataLoader]
-    test_loader: torch.utils.data.DataLoader
-    description: str  # the line logged when training begins
-
-    @property
-    def last_path(self) -> Path:
-        return self.out / "last.pt"
-
-    @property
-    def best_path(self) -> Path:
-        return self.out / "best.pt"
-
-
-def _run(cfg: Config, ctx: Context, signals: Signals) -> Results:
-    with contextlib.ExitStack() as held:  # the run folder's lock, on rank 0, from take_folder to the end
-        return _train(cfg, ctx, signals, held)
-
-
-def _train(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitStack) -> Results:
-    signals.immediate = "before training began; no checkpoint was written"
-    r = _prepare(cfg, ctx, signals, held)
-    resumed = distributed.together(lambda: runfolder.resume(r.tr, cfg, ctx, r.last_path), ctx) if cfg.resume \
-        else Resumed()
-    history, best_record, partial = resumed.history, resumed.best, resumed.partial
-    distributed.together(lambda: runfolder.open_out(r.out, cfg, history), ctx, main_only=True)
-    net = distributed.wrap(r.tr.model, ctx)  # after the resume: DDP starts from rank 0's weights
-    _log(ctx, r.description)
-
-    signals.immediate = None  # from here a signal stops the run at the next step boundary
-    for epoch in range(len(history), cfg.epochs):
-        best_record = _epoch(r, net, history, best_record, partial)
-        partial = None
-        signum = int(distributed.all_max(float(signals.signum or 0), ctx))
-        if signum and epoch + 1 < cfg.epochs:
-            raise Interrupted(signum, f"stopped on {signal_name(signum)} after epoch {epoch + 1}/{cfg.epochs}; "
-                                      f"{r.last_path} holds it: continue with --resume")
-    signals.immediate = f"after the last epoch; {r.last_path} holds every epoch: --resume writes the results"
-
-    results = Results.from_history(r.out, history, r.tr.model)
-
-    def write_results():
-        metrics.write(r.out, history)  # also after a resume with nothing left to train
-        text = json.dumps(results.to_dict(), indent=2) + "\n"
-        checkpoint.write_atomic(r.out / "results.json", lambda f: f.write(text.encode()))
-
-    distributed.together(write_results, ctx, main_only=True)
-    _log(ctx, results.report())
-    return results
-
-
-def _prepare(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitStack) -> _Run:
-    """Check every setting (one forward and backward of a test sample included), build the data,
-    model, optimizer, schedules and loaders, then take the run folder (its lock, into held)."""
-    out = Path(cfg.out) if cfg.out is not None else Path("runs") / cfg.run_name()
-    if cfg.batch_size % ctx.world:
-        raise ConfigError(f"batch_size (the global batch) must be divisible by the {ctx.world} processes, "
-                          f"got {cfg.batch_size}")
-    settings = step_settings(cfg, ctx.device)
-    distributed.together(lambda: runfolder.check_out(out, cfg), ctx, main_only=True)
-    cuda = ctx.device.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True
-    workers = (CUDA_WORKERS if cuda else 0) if cfg.workers is None else cfg.workers
-
-    seed_everything(cfg.seed)
-    train_set, val_set, test_set, info = build_data(cfg, ctx)
-    _check_splits(cfg, train_set, val_set, test_set)
-
-    def checked_model():
-        net = build_model(cfg, info)
-        if cfg.init_from is not None:
-            runfolder.init_weights(net, Path(cfg.init_from))
-        net = net.to(ctx.device, memory_format=torch.channels_last if settings.channels_last
-                     else torch.preserve_format)
-        preflight(net, test_set[0][0], settings, cfg, batch=min(cfg.batch_size // ctx.world, len(train_set)))
-        return net
-
-    model = distributed.together(checked_model, ctx)
-    optimizer = build_optimizer(cfg, model)
+def _surrogate_k(cfg: Config, esg: Optional[ESG]) -> Optional[float]:
+    """The tanh surrogate's K for the coming epoch (ESG's or the fixed tanh:K), None for rect / dspike."""
+    if esg is not None:
+        return esg.k
     surrogate = cfg.surrogate_spec
-    tr = Training(model, optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs),
-                  ESG(model, cfg.epochs, cfg.k_min, cfg.k_max) if surrogate.schedule == "esg" else None,
-                  DspikeSchedule(model, b0=cfg.dspike_b0, db=cfg.dspike_db, eps=cfg.dspike_eps, T=cfg.T,
-                                 chunk=cfg.dspike_chunk)
-                  if surrogate.schedule == "dspike" else None,
-                  torch.Generator().manual_seed(cfg.seed))
-    sampler = DistributedSampler(train_set, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed)
-    local_batch = cfg.batch_size // ctx.world
-    val_loader = None if val_set is None else make_loader(shard(val_set, ctx), local_batch, train=False,
-                                                          workers=workers, pin_memory=cuda)
-    test_loader = make_loader(shard(test_set, ctx), local_batch, train=False, workers=workers, pin_memory=cuda)
-
-    distributed.together(lambda: runfolder.take_folder(held, out, cfg), ctx, main_only=True)
-    description = (
-        f"{cfg.model} (width {cfg.width:g}, {models.count_parameters(model):,} parameters) on {cfg.dataset} "
-        f"{info.size[0]}x{info.size[1]}: {len(train_set)} train / {0 if val_set is None else len(val_set)} val / "
-        f"{len(test_set)} test, T={cfg.T}, surrogate {cfg.surrogate}, IM-Loss weight {cfg.im_lambda:g}, "
-        f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size} on {ctx.world} x {ctx.device.type}"
-        f"{', bf16 autocast' if settings.amp else ''}; writing {out}")
-    return _Run(cfg, ctx, signals, out, settings, tr, train_set, sampler, local_batch, workers, val_loader,
-                test_loader, description)
+    return surrogate.alpha if surrogate.lif == "tanh" else None
 
 
-def _epoch(r: _Run, net: nn.Module, history: list[dict], best_record: Optional[dict],
-           partial: Optional[dict]) -> Optional[dict]:
-    """Epoch len(history) + 1: train (the rest of it after `partial`, an interrupted epoch's
-    progress), step the LR and ESG, evaluate, append its metrics row to history, write last.pt,
-    best.pt (when validation accuracy improved) and the metrics files. -> the best.pt record.
-    Raises Interrupted (after writing last.pt) when a signal stopped training mid-epoch,
-    NonFiniteLoss when the weights stopped being finite."""
-    cfg, ctx, tr, epoch = r.cfg, r.ctx, r.tr, len(history)
-    cuda = ctx.device.type == "cuda"
-    r.sampler.set_epoch(epoch)
-    epoch_generator = tr.generator.get_state()  # the loader draws its workers' seed from it
-    order = r.sampler if partial is None else _SkipBatches(r.sampler, partial["step"] * r.local_batch)
-    loader = make_loader(r.train_set, r.local_batch, train=True, workers=r.workers, sampler=order,
-                         generator=tr.generator, pin_memory=cuda)  # fresh workers, seeded from the generator
-    row = {"epoch": epoch + 1, "lr": tr.optimizer.param_groups[0]["lr"], "K": _surrogate_k(cfg, tr.esg)}
-    metrics.reset_peak_memory(ctx.device)
-    trained = train_epoch(net, tr.model, loader, tr.optimizer, r.settings, ctx, epoch, cfg.epochs,
-                          select=None if tr.selector is None else _dspike_on_rank0(tr.selector, ctx),
-                          progress=cfg.progress and ctx.main, stop=lambda: r.signals.signum or 0,
-                          resume_from=partial)
-    if "stopped" in trained:
-        _stop_mid_epoch(trained, tr, cfg, ctx, history, best_record, epoch_generator, r.last_path)
-    if not _finite_state(tr.model, ctx):  # e.g. weights overflowed by a huge step: never checkpoint them
-        raise NonFiniteLoss("non-finite weights or normalization statistics", epoch + 1, cfg.epochs)
-    tr.scheduler.step()
-    if tr.esg is not None:
-        tr.esg.step()
-    start = time.perf_counter()
-    val_acc = None if r.val_loader is None else evaluate(tr.model, r.val_loader, r.settings, ctx)[0]
-    test_acc, rates = evaluate(tr.model, r.test_loader, r.settings, ctx, rates=True)
-    images = trained.pop("images")
-    row.update(trained, val_acc=val_acc, test_acc=test_acc, eval_seconds=time.perf_counter() - start,
-               images_per_s=images / trained["epoch_seconds"],
-               peak_mem_mib=distributed.all_max(metrics.peak_memory_mib(ctx.device), ctx),
-               dspike_b=None, dspike_seconds=None, dspike_forwards=None, dspike_skipped=None)
-    if tr.selector is not None:
-        row.update(dspike_b=tr.selector.b, **tr.selector.cost)
-    row.update({f"rate/{name}": rate for name, rate in rates.items()})
-    previous_best, _ = metrics.best(history, "val_acc")
-    history.append(row)
-    rng = distributed.gather_objects(checkpoint.capture_rng(), ctx)
-    state = tr.state(cfg, history, rng)
-    improved = val_acc is not None and (previous_best is None or val_acc > previous_best)
-    if improved and ctx.main:  # rank 0 writes the files, and the record
-        best_record = runfolder.best_record(state)
-    state["best"] = best_record
-
-    def write_epoch():
-        checkpoint.save(r.last_path, state)
-        if improved:  # after last.pt, which records it: a kill in between is repaired on resume
-            checkpoint.save(r.best_path, state)
-        metrics.write(r.out, history)
-
-    distributed.together(write_epoch, ctx, main_only=True)
-    _log(ctx, metrics.summary(row, cfg.epochs))
-    return best_record
-
-
-def _stop_mid_epoch(trained: dict, tr: Training, cfg: Config, ctx: Context, history: list[dict],
-                    best_record: Optional[dict], epoch_generator: torch.Tensor, last_path: Path) -> None:
-    """Write last.pt with the interrupted epoch's progress (key "partial": train_epoch's stopped
-    result; the loader generator as the epoch began, so that --resume replays the same epoch from
-    the next step), then raise Interrupted."""
-    epoch = len(history) + 1
-    rng = distributed.gather_objects(checkpoint.capture_rng(), ctx)
-    partial = {k: trained[k] for k in ("step", "steps", "sums", "seconds")}
-    partial["dspike"] = None if tr.selector is None else tr.selector.cost
-    state = {**tr.state(cfg, history, rng), "loader_generator": epoch_generator, "best": best_record,
-             "partial": partial}
-    distributed.together(lambda: checkpoint.save(last_path, state), ctx, main_only=True)
-    raise Interrupted(trained["stopped"], f"stopped on {signal_name(trained['stopped'])} at step {trained['step']}/"
-                                          f"{trained['steps']} of epoch {epoch}/{cfg.epochs}; saved {last_path}: "
-                                          f"continue with --resume")
+def _finite_state(model: nn.Module, ctx: Context) -> bool:
+    """Whether every parameter and floating-point buffer of model is finite on every rank."""
+    bad = any(not torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
+    return distributed.all_max(float(bad), ctx) == 0

@@ -13,18 +13,21 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .. import exits
 from ..im_loss import im_loss
 from ..monitor import SpikeRateMonitor
 from . import distributed
 from .distributed import Context
+from .state import PartialEpoch
 
 
 class NonFiniteLoss(RuntimeError):
     """Training diverged: the loss, the gradient, or a weight or normalization statistic became NaN or
     infinite. Checked on every step (loss and global gradient norm, before the update) and after
     every epoch (weights and buffers, before the checkpoint), whatever the loss weights, so no
-    checkpoint ever holds a non-finite value. epoch and step are 1-based (step None: end of epoch).
-    The command line exits with 3."""
+    checkpoint ever holds a non-finite value. epoch and step are 1-based (step None: end of epoch)."""
+
+    exit_code = exits.DIVERGED
 
     def __init__(self, what: str, epoch: int, epochs: int, step: Optional[int] = None, steps: Optional[int] = None):
         self.epoch, self.step = epoch, step
@@ -46,60 +49,79 @@ class StepSettings:
     clip_grad: Optional[float]
 
 
-def model_input(x: torch.Tensor, s: StepSettings) -> torch.Tensor:
+def model_input(x: torch.Tensor, settings: StepSettings) -> torch.Tensor:
     """Loader batch -> model input: static [B, C, H, W] stays (channels_last if asked);
     event frames [B, T, 2, H, W] become time-major [T, B, 2, H, W]."""
-    x = x.to(s.device, non_blocking=True)
+    x = x.to(settings.device, non_blocking=True)
     if x.dim() == 5:
         return x.transpose(0, 1)
-    return x.contiguous(memory_format=torch.channels_last) if s.channels_last else x
+    return x.contiguous(memory_format=torch.channels_last) if settings.channels_last else x
 
 
-def _autocast(s: StepSettings):
-    return torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.amp)
+def _autocast(settings: StepSettings):
+    return torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.amp)
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """Which epoch train_epoch runs and how.
+
+    epoch: 0-based, of `epochs`. select(x, y), when given, runs on the epoch's first batch before
+    it trains (Dspike's temperature choice). progress: show a progress bar. stop(), when given, is
+    polled after every step but the last: the signal number, 0 to go on (every rank agrees on the
+    largest). resume_from: the progress of this epoch in an earlier process; the loader then
+    yields the epoch's remaining batches only."""
+
+    epoch: int
+    epochs: int
+    select: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None
+    progress: bool = False
+    stop: Optional[Callable[[], int]] = None
+    resume_from: Optional[PartialEpoch] = None
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """train_epoch's result when stop() ended the epoch early: the signal and the progress so far
+    (PartialEpoch.dspike left None)."""
+
+    signum: int
+    progress: PartialEpoch
 
 
 def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                s: StepSettings, ctx: Context, epoch: int, epochs: int,
-                select: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None,
-                progress: bool = False, stop: Optional[Callable[[], int]] = None,
-                resume_from: Optional[dict] = None) -> dict:
-    """One pass over loader; returns the epoch's training metrics, reduced over ranks.
+                settings: StepSettings, ctx: Context, plan: EpochPlan) -> dict | Stopped:
+    """One pass over loader as plan says; returns the epoch's training metrics, reduced over ranks,
+    or Stopped when plan.stop() asked to end it early.
 
     net runs the forward (model, or model inside DDP); model is the bare network whose LIFs hold
-    the IM-Loss membranes. select(x, y), when given, runs on the epoch's first batch before it
-    trains (Dspike's temperature choice). epoch is 0-based. Raises NonFiniteLoss before the
-    update of a step whose loss is not finite on any rank or whose gradient (global L2 norm, after
-    DDP's all-reduce, so equal on every rank) is not finite.
-
-    stop() (polled after every step but the last; the signal number, 0 to go on; every rank
-    agrees on the largest): when non-zero, the epoch ends early and the result is
-    {"stopped": signal, "step": steps done, "steps": the epoch's steps, "sums": the running sums
-    over all ranks (list of 5 floats), "seconds": training seconds so far}. resume_from: such a
-    result of an earlier process; loader then yields the epoch's remaining batches only.
+    the IM-Loss membranes. Raises NonFiniteLoss before the update of a step whose loss is not
+    finite on any rank or whose gradient (global L2 norm, after DDP's all-reduce, so equal on
+    every rank) is not finite.
     -> {train_loss, train_ce, train_im, train_acc, images, epoch_seconds}
     """
     net.train()
-    sums = torch.zeros(5, dtype=torch.float64, device=s.device)  # loss*n, ce*n, im*n, correct, n
+    epoch, epochs, resume_from = plan.epoch, plan.epochs, plan.resume_from
+    sums = torch.zeros(5, dtype=torch.float64, device=settings.device)  # loss*n, ce*n, im*n, correct, n
     first, before = 0, 0.0
     if resume_from is not None:
-        first, before = resume_from["step"], resume_from["seconds"]
+        first, before = resume_from.step, resume_from.seconds
         if ctx.main:  # the sums are global: count them once
-            sums += torch.tensor(resume_from["sums"], dtype=torch.float64, device=s.device)
+            sums += torch.tensor(resume_from.sums, dtype=torch.float64, device=settings.device)
     steps = first + len(loader)
     bar = tqdm(total=len(loader.sampler) * ctx.world, unit="img", unit_scale=True, leave=False, dynamic_ncols=True,
-               desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
+               desc=f"epoch {epoch + 1}/{epochs}", disable=not plan.progress)
     start = time.perf_counter()
     for step, (x, y) in enumerate(loader, start=first):
-        x, y = model_input(x, s), y.to(s.device, non_blocking=True)
-        if step == 0 and select is not None:
-            select(x, y)
-        with _autocast(s):
-            logits = net(x, T=s.T)
+        x, y = model_input(x, settings), y.to(settings.device, non_blocking=True)
+        if step == 0 and plan.select is not None:
+            plan.select(x, y)
+        with _autocast(settings):
+            logits = net(x, T=settings.T)
         ce = F.cross_entropy(logits.float(), y)
-        if s.im_lambda > 0:
+        if settings.im_lambda > 0:
             im = distributed.im_loss(model, ctx)
-            loss = ce + s.im_lambda * im
+            loss = ce + settings.im_lambda * im
         else:
             im, loss = im_loss(model).detach(), ce
         value = loss.item()
@@ -109,7 +131,7 @@ def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad for p in model.parameters() if p.grad is not None]
-        norm = (nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad) if s.clip_grad is not None
+        norm = (nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad) if settings.clip_grad is not None
                 else nn.utils.get_total_norm(grads)).item()
         if not math.isfinite(norm):  # e.g. NaN weights: the fused LIFs emit 0 spikes, so the loss stays finite
             raise NonFiniteLoss(f"non-finite gradient (global L2 norm {norm})", epoch + 1, epochs, step + 1, steps)
@@ -120,12 +142,12 @@ def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer:
         sums[4] += n
         bar.update(n * ctx.world)
         bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-        if stop is not None and step + 1 < steps:
-            signum = int(distributed.all_max(float(stop()), ctx))
+        if plan.stop is not None and step + 1 < steps:
+            signum = int(distributed.all_max(float(plan.stop()), ctx))
             if signum:
                 bar.close()
-                return {"stopped": signum, "step": step + 1, "steps": steps, "sums": distributed.all_sum(sums, ctx).tolist(),
-                        "seconds": before + time.perf_counter() - start}
+                return Stopped(signum, PartialEpoch(step + 1, steps, distributed.all_sum(sums, ctx).tolist(),
+                                                    before + time.perf_counter() - start))
     seconds = before + time.perf_counter() - start
     bar.close()
     loss_sum, ce_sum, im_sum, correct, count = distributed.all_sum(sums, ctx).tolist()
@@ -134,7 +156,7 @@ def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, s: StepSettings, ctx: Context,
+def evaluate(model: nn.Module, loader: DataLoader, settings: StepSettings, ctx: Context,
              rates: bool = False) -> tuple[float, dict[str, float]]:
     """Accuracy of model (eval mode) over this rank's shard of a dataset, reduced over ranks.
 
@@ -143,13 +165,13 @@ def evaluate(model: nn.Module, loader: DataLoader, s: StepSettings, ctx: Context
     """
     model.eval()
     monitor = SpikeRateMonitor(model) if rates else None
-    correct = torch.zeros((), dtype=torch.float64, device=s.device)
+    correct = torch.zeros((), dtype=torch.float64, device=settings.device)
     count = 0
     try:
         for x, y in loader:
-            x, y = model_input(x, s), y.to(s.device, non_blocking=True)
-            with _autocast(s):
-                logits = model(x, T=s.T)
+            x, y = model_input(x, settings), y.to(settings.device, non_blocking=True)
+            with _autocast(settings):
+                logits = model(x, T=settings.T)
             correct += (logits.argmax(1) == y).sum()
             count += y.numel()
     finally:
@@ -158,7 +180,7 @@ def evaluate(model: nn.Module, loader: DataLoader, s: StepSettings, ctx: Context
     layer_rates = monitor.rates() if monitor is not None else {}
     names = list(monitor.layers) if monitor is not None else []  # every rank sends every layer, 0 if unseen
     totals = distributed.all_sum(torch.tensor([correct.item(), count, *(layer_rates.get(k, 0.0) * count for k in names)],
-                                              dtype=torch.float64, device=s.device), ctx).tolist()
+                                              dtype=torch.float64, device=settings.device), ctx).tolist()
     total = totals[1]
     if total == 0:
         raise ValueError("evaluation loader is empty on every rank: the dataset split has no samples")

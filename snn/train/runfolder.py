@@ -24,51 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import torch
 from torch import nn
 
-from ..dspike import DspikeSchedule
-from ..esg import ESG
+from .. import exits
 from . import checkpoint, metrics, runlock
 from .config import Config, ConfigError
 from .distributed import Context
+from .state import CHECKPOINT_KEYS, PartialEpoch, Training
 
 RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "metrics.jsonl", "results.json")  # written atomically
-
-CHECKPOINT_KEYS = ("config", "epoch", "model", "optimizer", "scheduler", "esg", "dspike_b", "loader_generator",
-                   "rng", "history")  # what Training.state writes and a resume needs
-
-
-@dataclass
-class Training:
-    """The objects whose state a checkpoint holds, besides the RNGs and the history."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    esg: Optional[ESG]
-    selector: Optional[DspikeSchedule]
-    generator: torch.Generator  # the training loader's: drives its worker seeds
-
-    def state(self, cfg: Config, history: list[dict], rng: list[dict]) -> dict:
-        """The checkpoint after len(history) epochs; rng: capture_rng() of every rank."""
-        return {"config": cfg.identity(), "epoch": len(history), "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "esg": None if self.esg is None else self.esg.state_dict(),
-                "dspike_b": None if self.selector is None else self.selector.b,
-                "loader_generator": self.generator.get_state(), "rng": rng, "history": history}
-
-    def load(self, state: dict) -> None:
-        """Restore everything state() saved except the RNGs and the history."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.esg is not None:
-            self.esg.load_state_dict(state["esg"])
-        if self.selector is not None:
-            self.selector.set_b(state["dspike_b"])
-        self.generator.set_state(state["loader_generator"])
-
 
 def check_resumable(saved: dict, cfg: Config, path: Path) -> None:
     """Refuse to resume a checkpoint trained with other settings, naming the fields that differ.
@@ -105,18 +69,20 @@ def init_weights(model: nn.Module, path: Path) -> None:
     model.load_state_dict(weights)
 
 
+class RunExists(FileExistsError):
+    """The run folder holds a run (last.pt) and the settings do not resume it."""
+
+    exit_code = exits.USAGE
+
+
 @dataclass
 class Resumed:
-    """What resume restored besides tr: the history, the best.pt record and a partial epoch."""
+    """What resume restored besides the Training: the history, the best.pt record and an
+    interrupted epoch's progress."""
 
     history: list[dict] = field(default_factory=list)
-    best: Optional[dict] = None  # {"epoch", "model_digest"} of best.pt, see best_record
-    partial: Optional[dict] = None  # loop.train_epoch's stopped result of the interrupted epoch, plus "dspike"
-
-
-def best_record(state: dict) -> dict:
-    """What last.pt records about best.pt: its epoch and the digest of its weights."""
-    return {"epoch": state["epoch"], "model_digest": checkpoint.digest(state["model"])}
+    best: Optional[dict] = None  # {"epoch", "model_digest"} of best.pt, see state.best_record
+    partial: Optional[PartialEpoch] = None
 
 
 def check_best(state: dict, path: Path, ctx: Context) -> None:
@@ -150,8 +116,8 @@ def check_best(state: dict, path: Path, ctx: Context) -> None:
         f"cannot be rebuilt; restore the original {best_path.name}, or start a new run in another --out")
 
 
-def resume(tr: Training, cfg: Config, ctx: Context, path: Path) -> Resumed:
-    """Load path (when it exists) into tr and the RNGs, after checking best.pt against it.
+def resume(training: Training, cfg: Config, ctx: Context, path: Path) -> Resumed:
+    """Load path (when it exists) into training and the RNGs, after checking best.pt against it.
 
     Raises checkpoint.CheckpointError for a file that is unreadable, damaged or not a checkpoint,
     or a best.pt that is not the one last.pt records (see check_best)."""
@@ -161,17 +127,17 @@ def resume(tr: Training, cfg: Config, ctx: Context, path: Path) -> Resumed:
     state = checkpoint.load(path, keys=CHECKPOINT_KEYS)
     check_resumable(state["config"], cfg, path)
     check_best(state, path, ctx)
-    tr.load(state)
+    training.load(state)
     rng = state["rng"]
     if len(rng) != ctx.world:
         log(ctx, f"note: {path} was written by {len(rng)} processes, this run has {ctx.world}; the data order "
                   f"and random streams differ from an uninterrupted run")
     checkpoint.restore_rng(rng[ctx.rank] if len(rng) == ctx.world else rng[0])
-    partial = state.get("partial")
-    if partial is not None and tr.selector is not None:
-        tr.selector.cost = partial["dspike"]
+    partial = None if state.get("partial") is None else PartialEpoch.from_state(state["partial"])
+    if partial is not None and training.selector is not None:
+        training.selector.cost = partial.dspike
     where = f"epoch {state['epoch']}/{cfg.epochs}" if partial is None else \
-        f"step {partial['step']}/{partial['steps']} of epoch {state['epoch'] + 1}/{cfg.epochs}"
+        f"step {partial.step}/{partial.steps} of epoch {state['epoch'] + 1}/{cfg.epochs}"
     log(ctx, f"resumed {path} after {where}")
     return Resumed(list(state["history"]), state.get("best"), partial)
 
@@ -202,14 +168,14 @@ def _exists(path: Path) -> bool:
 
 
 def _refuse_a_run_without_resume(out: Path, cfg: Config) -> None:
-    """FileExistsError when out holds a run (last.pt) and cfg does not resume it."""
+    """RunExists when out holds a run (last.pt) and cfg does not resume it."""
     if (out / "last.pt").exists() and not cfg.resume:
-        raise FileExistsError(f"{out / 'last.pt'} exists: pass --resume to continue that run, or choose another --out")
+        raise RunExists(f"{out / 'last.pt'} exists: pass --resume to continue that run, or choose another --out")
 
 
 def check_out(out: Path, cfg: Config) -> None:
     """Before anything is built: refuse an --out that holds a run without --resume, or that cannot
-    be a folder (ConfigError; FileExistsError for the former)."""
+    be a folder (ConfigError; RunExists for the former)."""
     existing = next(p for p in (out, *out.parents) if _exists(p))
     check_path_length(out, existing)
     _refuse_a_run_without_resume(out, cfg)

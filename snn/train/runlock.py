@@ -3,9 +3,9 @@
 `hold(folder)` creates the folder, opens `<folder>/.lock` and takes an exclusive `fcntl.flock`
 on it, then writes the holder's PID and host into it. The OS drops the lock when the process
 ends, however it ends (kill -9 included), so a lock is never stale. A second process asking for
-the same folder gets RunFolderBusy naming the holder (exit 2 on the command line), or, with
-wait=True, waits for it. Within one process the lock is re-entrant (reproduce/ holds a row's
-folder around snn.train.run, which takes it again).
+the same folder gets RunFolderBusy naming the holder, or, with wait=True, waits for it. Within
+one process the lock is re-entrant (reproduce/ holds a row's folder around snn.train.run, which
+takes it again).
 
 flock is advisory and local: it keeps out processes that ask for it (every snn.train run does) on
 one machine; on network file systems whose flock is not shared between hosts (some NFS set-ups)
@@ -28,7 +28,7 @@ _held: dict[Path, list] = {}  # resolved folder -> [open lock file, depth] of th
 
 
 class RunFolderBusy(ConfigError):
-    """Another process holds the run folder's lock (the command line exits with 2)."""
+    """Another process holds the run folder's lock."""
 
 
 def holder(folder) -> str:

@@ -5,8 +5,6 @@ signal; the training loop polls `requested` between steps (all ranks agree throu
 writes a checkpoint from which --resume continues, and raises Interrupted. A second signal while
 the first is being honoured raises Interrupted at once (the write in progress is atomic, so the
 previous checkpoint stays). The previous handlers come back when the run ends.
-
-Exit codes follow the shell's convention, 128 + the signal number: 130 for SIGINT, 143 for SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,18 +13,20 @@ import signal
 import threading
 from typing import Optional
 
+from .. import exits
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupted(KeyboardInterrupt):
-    """The run stopped on a signal. signum: the signal; exit_code: 128 + signum (130 SIGINT, 143
-    SIGTERM); the message says what was saved and how to continue. A KeyboardInterrupt, so code
-    that handles Ctrl-C around snn.train.run keeps working."""
+    """The run stopped on a signal. signum: the signal; exit_code: exits.signalled(signum); the
+    message says what was saved and how to continue. A KeyboardInterrupt, so code that handles
+    Ctrl-C around snn.train.run keeps working."""
 
     def __init__(self, signum: int, message: str):
         super().__init__(message)
         self.signum = signum
-        self.exit_code = 128 + signum
+        self.exit_code = exits.signalled(signum)
 
     def __str__(self) -> str:
         return self.args[0]

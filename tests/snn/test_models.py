@@ -210,7 +210,7 @@ def test_train_cli_bias_flag_reaches_the_model(flags, biases):
     """cifarnet has 5 convs, 2 hidden FCs and the classifier: --norm none is bias-free but for the
     classifier unless --bias."""
     from snn.train.cli import config_from_args
-    from snn.train.engine import build_model
+    from snn.train.prepare import build_model
 
     cfg = config_from_args(["--norm", "none", "--width", "0.0625", *flags])
     info = type("Info", (), {"num_classes": 10, "in_channels": 1, "size": (16, 16)})()

@@ -15,7 +15,7 @@ import torch
 
 from snn import models
 from snn.dspike import first_conv
-from snn.train import Config, ConfigError, WriteError, checkpoint, engine, main, run
+from snn.train import Config, ConfigError, WriteError, checkpoint, engine, main, prepare, run
 from snn.train.loop import model_input
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -206,11 +206,11 @@ def test_nan_weight_is_caught_by_the_gradient_check(tmp_path, monkeypatch, capsy
     (0 spikes), so the gradient norm must stop the run at epoch 2, step 1, keeping epoch 1."""
     real = engine.train_epoch
 
-    def poisoned(net, model, loader, optimizer, s, ctx, epoch, *args, **kwargs):
-        if epoch == 1:
+    def poisoned(net, model, loader, optimizer, s, ctx, plan):
+        if plan.epoch == 1:
             with torch.no_grad():
                 first_conv(model).weight[0, 0, 0, 0] = math.nan
-        return real(net, model, loader, optimizer, s, ctx, epoch, *args, **kwargs)
+        return real(net, model, loader, optimizer, s, ctx, plan)
 
     monkeypatch.setattr(engine, "train_epoch", poisoned)
     out = tmp_path / "run"
@@ -226,7 +226,7 @@ def test_resnet_shortcut_gradient_as_the_trainer_runs_it_on_cpu():
     """The weight gradient of ResNet-19's 1x1 stride-2 shortcut conv, in the memory layout the
     trainer feeds it on CPU, equals the float64 sum dW[o, c] = sum_{b,h,w} g[b, o, h, w] x[b, c, 2h, 2w]."""
     cfg = Config(model="resnet19", dataset="synthetic", device="cpu")
-    settings = engine.step_settings(cfg, torch.device("cpu"))
+    settings = prepare.step_settings(cfg, torch.device("cpu"))
     assert not settings.channels_last
     net = models.build("resnet19", 10, in_channels=3, norm="none", width=0.125, input_size=8)
     conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)

@@ -4,7 +4,7 @@ finished run further), and the errors of a checkpoint that does not fit."""
 import pytest
 import torch
 
-from snn.train import Config, ConfigError, checkpoint, engine, main, run
+from snn.train import Config, ConfigError, checkpoint, main, prepare, run
 
 
 def tiny(out, **overrides) -> Config:
@@ -16,13 +16,13 @@ def tiny(out, **overrides) -> Config:
 @pytest.fixture
 def initial_weights(monkeypatch):
     """The weights each run's model has when it is first run (the preflight forward), in order."""
-    seen, real = [], engine.preflight
+    seen, real = [], prepare.preflight
 
     def spy(model, *args, **kwargs):
         seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "preflight", spy)
+    monkeypatch.setattr(prepare, "preflight", spy)
     return seen
 
 

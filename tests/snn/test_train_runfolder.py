@@ -2,6 +2,7 @@
 replaced before --resume, settings that pass the checks and used to crash after the folder was
 made, and the mode of the run files."""
 
+import dataclasses
 import os
 import signal
 import stat
@@ -13,7 +14,7 @@ import time
 import pytest
 import torch
 
-from snn.train import Config, checkpoint, engine, main, run
+from snn.train import Config, checkpoint, engine, main, prepare, run
 
 from .test_train_failures import argv, finished_run, one_line_error
 from .test_train_resume import write_cifar10
@@ -120,14 +121,15 @@ def test_a_signal_mid_epoch_saves_a_checkpoint_that_resumes_bitwise(tmp_path, mo
     calls = []
     real = engine.train_epoch
 
-    def signalled_after_step_3_of_epoch_2(*args, stop=None, **kwargs):
-        epoch = args[6]
+    def signalled_after_step_3_of_epoch_2(*args):
+        *rest, plan = args
+        epoch = plan.epoch
 
         def stop_now():
             calls.append(epoch)
-            return signal.SIGTERM if epoch == 1 and calls.count(1) == 3 else stop()
+            return signal.SIGTERM if epoch == 1 and calls.count(1) == 3 else plan.stop()
 
-        return real(*args, stop=stop_now, **kwargs)
+        return real(*rest, dataclasses.replace(plan, stop=stop_now))
 
     monkeypatch.setattr(engine, "train_epoch", signalled_after_step_3_of_epoch_2)
     from snn.train.stop import Interrupted
@@ -176,13 +178,13 @@ def test_sigint_and_sigterm_stop_with_one_line_and_a_resumable_checkpoint(tmp_pa
 
 def test_a_signal_before_training_exits_at_once_with_one_line(tmp_path, monkeypatch, capsys):
     """SIGINT while the data is being built: nothing to save, stop at once (exit 130, one line)."""
-    real = engine.build_data
+    real = prepare.build_data
 
     def interrupted_build(cfg, ctx):
         os.kill(os.getpid(), signal.SIGINT)
         return real(cfg, ctx)
 
-    monkeypatch.setattr(engine, "build_data", interrupted_build)
+    monkeypatch.setattr(prepare, "build_data", interrupted_build)
     assert main(argv(tmp_path / "run")) == 130
     err = capsys.readouterr().err
     assert err.startswith("interrupted: stopped on SIGINT before training began") and len(err.splitlines()) == 1
@@ -259,7 +261,7 @@ def test_settings_that_used_to_crash_exit_2_without_a_run_folder(tmp_path, capsy
 def test_a_first_batch_that_does_not_fit_exits_2_without_a_run_folder(tmp_path, monkeypatch, capsys):
     """One sample fits, the first batch of 32 does not (a network whose forward fails to allocate
     beyond 4 samples, as a GPU too small for the batch would): exit 2 before the run folder."""
-    real = engine.build_model
+    real = prepare.build_model
 
     def small_memory(cfg, info):
         model = real(cfg, info)
@@ -273,7 +275,7 @@ def test_a_first_batch_that_does_not_fit_exits_2_without_a_run_folder(tmp_path, 
         model.forward = limited
         return model
 
-    monkeypatch.setattr(engine, "build_model", small_memory)
+    monkeypatch.setattr(prepare, "build_model", small_memory)
     assert main(argv(tmp_path / "run")) == 2
     one_line_error(capsys.readouterr().err, "first training batch (32 x (3, 8, 8)", "memory", "--batch-size")
     assert not (tmp_path / "run").exists()

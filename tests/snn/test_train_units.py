@@ -3,6 +3,7 @@ layout of event batches, metrics.best on ties, zeros and nulls, the checkpoint d
 byte, the best checkpoint kept on a tie, each rank's own RNG state restored on resume, and a Dspike selection
 carried across a mid-epoch stop."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -144,12 +145,14 @@ def test_a_dspike_epoch_stopped_mid_way_resumes_with_its_selection(tmp_path, mon
     whole = run(tiny(tmp_path / "whole", **dspike))
     calls, real = [], engine.train_epoch
 
-    def stopped_after_step_2_of_epoch_2(*args, stop=None, **kwargs):
-        def stop_now():
-            calls.append(args[6])
-            return signal.SIGTERM if args[6] == 1 and calls.count(1) == 2 else stop()
+    def stopped_after_step_2_of_epoch_2(*args):
+        *rest, plan = args
 
-        return real(*args, stop=stop_now, **kwargs)
+        def stop_now():
+            calls.append(plan.epoch)
+            return signal.SIGTERM if plan.epoch == 1 and calls.count(1) == 2 else plan.stop()
+
+        return real(*rest, dataclasses.replace(plan, stop=stop_now))
 
     monkeypatch.setattr(engine, "train_epoch", stopped_after_step_2_of_epoch_2)
     with pytest.raises(Interrupted):

@@ -1,0 +1,26 @@
+"""The exit codes of the project's command lines (`python -m snn.train`, `python -m snn.data`).
+
+Each exception a command line reports in one line carries its code as the class attribute
+`exit_code`, taken from here; what each code means is the table at the end of
+`python -m snn.train --help` (snn/train/cli.py's epilog).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+DONE = 0
+FAILED = 1  # the run could not finish its work: a file write, or another process of the run
+USAGE = 2  # the user can fix it: settings, data, a checkpoint, the run folder (argparse uses 2 too)
+DIVERGED = 3
+SIGNALLED = 128  # stopped by signal N: SIGNALLED + N, the shell's convention
+
+
+def signalled(signum: int) -> int:
+    """The code of a process stopped by signal signum (130 for SIGINT, 143 for SIGTERM)."""
+    return SIGNALLED + signum
+
+
+def of(error: BaseException) -> Optional[int]:
+    """error's exit code; None for an exception no command line reports (a bug: keep its traceback)."""
+    return getattr(error, "exit_code", None)
