@@ -21,7 +21,8 @@ from kernels.lif.fused_triton import BLOCK
 from ..hypothesis_profiles import max_examples
 from .lif_check import assert_matches_naive
 
-NOT_BUILT = pytest.mark.skipif(not fused_cpu.available(), reason="the native cpu kernel is not built (pip install -e .)")
+NOT_BUILT = pytest.mark.skipif(not fused_cpu.available(),
+                               reason="the native cpu kernel is not built (pip install -e .)")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 neurons = st.one_of(st.sampled_from([1, 7, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 3]), st.integers(1, 2 * BLOCK))
@@ -92,7 +93,8 @@ def test_input_exactly_at_threshold_fires(device):
         assert spikes[0].eq(1).all(), backend
 
 
-@pytest.mark.parametrize(("backend", "module"), [("torch", fused_torch), pytest.param("cpu", fused_cpu, marks=NOT_BUILT)])
+@pytest.mark.parametrize(("backend", "module"),
+                         [("torch", fused_torch), pytest.param("cpu", fused_cpu, marks=NOT_BUILT)])
 @settings(deadline=None, max_examples=max_examples(40))
 @given(case=cases(), chunk=st.sampled_from([8, 64, 136]), threads=st.sampled_from([1, 2, 3]))
 @example(case={**EDGE, "T": 3, "shape": (2 * 64 + 1,), "dyadic": False}, chunk=64, threads=3)
