@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: install install-test run demo test gpu-compile-check bench gpu-rehearsal
+.PHONY: install install-test run demo lint test gpu-compile-check bench gpu-rehearsal
 
 install:
 	$(PYTHON) -m pip install -e .
@@ -17,8 +17,13 @@ run: install
 demo: install
 	$(PYTHON) -m kernels.demo
 
-# The whole test suite on CPU (Triton kernels run under the interpreter).
-test: install-test
+# ruff over the whole tree with pyproject.toml's rules (bugs such as undefined or unused names,
+# lines over 120 columns).
+lint: install-test
+	$(PYTHON) -m ruff check .
+
+# The lint first, then the whole test suite on CPU (Triton kernels run under the interpreter).
+test: install-test lint
 	TRITON_INTERPRET=1 $(PYTHON) -m pytest -q tests bench --benchmark-disable
 
 # Every Triton kernel variant compiled ahead of time for sm_90 (Hopper) with the installed Triton
@@ -33,8 +38,9 @@ bench: install-test
 
 # The GPU run (bench/gpu_check.sh -> python -m bench.gpu_run) rehearsed on CPU: the same steps
 # under the Triton interpreter with tiny sizes and one benchmark group stalled on purpose until
-# its time cap kills it; fails when a step ends otherwise than the real run needs or $OUT would
-# break the device tool's limits (docs/gpu-run.md).
+# its time cap kills it; fails when a step ends otherwise than the real run needs or the output
+# folder holds what the GPU machine would not bring back (more than 8 files, a file over 16 MiB,
+# over 64 MiB in all, more than 2 folders down, other characters in a name: docs/gpu-run.md).
 gpu-rehearsal: install-test
 	rm -rf .cache/gpu-rehearsal
 	TRITON_INTERPRET=1 $(PYTHON) -m bench.gpu_run --rehearsal --out .cache/gpu-rehearsal

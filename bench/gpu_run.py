@@ -17,9 +17,10 @@ Steps, each a subprocess under its own time cap (seconds) and all under one budg
 
 A step that fails or is cut by its cap does not stop the next ones (the preflight alone does).
 A step gets at most what is left of the budget, less a reserve for the report, so the report
-always runs; a step left with under 5 s is skipped. Everything lands in --out, within the
-device tool's limits (at most 8 files, 16 MiB each, 64 MiB in all, 2 folders deep, names of
-letters, digits, '.', '_', '-'), checked at the end (`out_problems`):
+always runs; a step left with under 5 s is skipped. Everything lands in --out, the only thing
+that comes back from the GPU machine, and only within its limits: at most 8 plain files, 16 MiB
+each, 64 MiB in all, 2 folders deep, names of letters, digits, '.', '_', '-' (OUT_LIMITS, NAME),
+checked at the end (`out_problems`):
 
   run.log             every step's output as it runs, with its cap, status and time
   summary.json        the steps' outcomes, the budget, the $OUT check (rewritten after each step)
@@ -54,9 +55,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# What the GPU machine brings back from $OUT: at most 8 files, 16 MiB each, 64 MiB in all, 2 folders
+# down, with names of these characters only; anything else there is lost.
 OUT_LIMITS = {"files": 8, "file_bytes": 16 << 20, "total_bytes": 64 << 20, "depth": 2}
 NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-BUDGET_S = 440.0  # the steps' share of the 8 minutes the run may take on the H200 (docs/gpu-run.md)
+# The steps' share of the 8 minutes the run may take on the H200: with the machine's start that
+# leaves a shorter rerun within the 15 minutes of device time (docs/gpu-run.md).
+BUDGET_S = 440.0
 REPORT_RESERVE_S = 25.0
 STALLED_GROUP = "memory"  # the rehearsal's group killed by its cap on purpose
 
@@ -68,7 +73,8 @@ REHEARSAL_TEST_FILES = ["tests/kernels/test_compact_nan.py", "tests/kernels/test
                         "tests/kernels/test_lif_properties.py"]
 GROUPS = {"kernel_time": 45, "lif_scan": 75, "compile_provider": 40, "training_step": 35, "spikingjelly_convert": 25,
           "memory": 20, "esg_vs_dspike": 30}
-REHEARSAL_CAPS = {"preflight": 30, "build-cpu-kernel": 150, "tests": 90, "bench-memory": 30, "report": 30}  # a cold C++ build takes ~50-80 s on 2 loaded cores
+# build-cpu-kernel: a cold C++ build takes ~50-80 s on 2 loaded cores
+REHEARSAL_CAPS = {"preflight": 30, "build-cpu-kernel": 150, "tests": 90, "bench-memory": 30, "report": 30}
 REHEARSAL_CAP_S = 60.0  # any other step of the rehearsal
 REHEARSAL_BUDGET_S = 600.0
 
@@ -177,7 +183,8 @@ def plan(rehearsal: bool, raw: Path, python: str = sys.executable) -> list[Step]
         results = raw / f"{group}.jsonl"
         stall = rehearsal and group == STALLED_GROUP
         steps.append(Step(name, [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"bench/test_{group}.py",
-                                 "--benchmark-only", "--bench-jsonl", results, *(["--bench-tiny"] if rehearsal else [])],
+                                 "--benchmark-only", "--bench-jsonl", results,
+                                 *(["--bench-tiny"] if rehearsal else [])],
                           cap(name, real_cap), env={"BENCH_STALL_AFTER": "1"} if stall else {},
                           expect="timeout" if stall else "ok", results=results))
     steps.append(Step("sj-implementations", [python, "bench/sj_implementations.py", "--out",
@@ -199,7 +206,8 @@ def report_step(steps: list[Step], outcomes: list[Outcome], out: Path, name: str
 
 
 def out_problems(out: Path) -> list[str]:
-    """What in out breaks the device tool's limits on what comes back (empty when all is well)."""
+    """What in out the GPU machine would not bring back (OUT_LIMITS, NAME, plain files and folders
+    only); empty when all is well."""
     problems, files, total = [], 0, 0
     for path in sorted(out.rglob("*")):
         rel = path.relative_to(out)
@@ -258,7 +266,8 @@ def rehearsal_problems(steps: list[Step], outcomes: list[Outcome], out: Path, na
         elif outcome.status != step.expect:
             problems.append(f"{step.name}: {outcome.status} ({outcome.note}), expected {step.expect}")
     stalled = next(s for s in steps if s.expect == "timeout")
-    lines = [line for line in stalled.results.read_text().splitlines() if line.strip()] if stalled.results.exists() else []
+    text = stalled.results.read_text() if stalled.results.exists() else ""
+    lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         problems.append(f"{stalled.name}: no result saved before its cap (expected a partial set)")
     md = out / f"{name}.md"
@@ -292,7 +301,8 @@ def main(argv=None) -> int:
     log = Log(out / "run.log")
     start = time.monotonic()
     log.write(f"bench.gpu_run {'rehearsal' if args.rehearsal else 'real run'}: budget {budget:.0f} s, "
-              f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, python {sys.version.split()[0]}\n")
+              f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, "
+              f"python {sys.version.split()[0]}\n")
     steps = plan(args.rehearsal, raw)
     outcomes: list[Outcome] = []
     stopped = ""

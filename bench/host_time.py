@@ -71,7 +71,8 @@ def _measure(T: int, N: int, calls: int, warmup: int) -> dict:
                 samples[phase].append(ns / 1e3)
     result = {f"{phase}_us": statistics.median(v) for phase, v in samples.items()}
     result["total_us"] = sum(result[f"{phase}_us"] for phase in PHASES)
-    result["issue_us"] = result["fwd_pre_us"] + result["fwd_post_us"] + result["bwd_pre_us"]  # before both launches, after the forward's
+    # before both launches and after the forward's
+    result["issue_us"] = result["fwd_pre_us"] + result["fwd_post_us"] + result["bwd_pre_us"]
     result.update(T=T, N=N, calls=calls, torch=torch.__version__, threads=torch.get_num_threads())
     return result
 

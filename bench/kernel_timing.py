@@ -20,8 +20,10 @@ import torch
 FLUSH_BYTES = 32 << 20
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
+def sync(device: str | torch.device) -> None:
+    """Wait for the work queued on device ("cuda", "cpu" or a torch.device), so that a host clock
+    read next covers it: CUDA runs asynchronously, elsewhere a call returns when its work is done."""
+    if getattr(device, "type", device) == "cuda":
         torch.cuda.synchronize()
 
 
@@ -56,11 +58,11 @@ def host_seconds(fn: Callable[[], object], device: str, grad_to_none: Sequence[t
     for _ in range(repeats):
         for t in grad_to_none:
             t.grad = None
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    _sync(device)
+    sync(device)
     return statistics.median(times)
 
 

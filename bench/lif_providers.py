@@ -79,7 +79,8 @@ def _spikingjelly(x: torch.Tensor, p: LIFParams):
     if p.surrogate != "tanh":
         raise ValueError("the SpikingJelly provider is configured for the tanh (ESG) surrogate only")
     spikes, _, v_seq = functional.lif_multi_step(
-        x, torch.zeros_like(x[0], dtype=torch.float32), 1.0 / (1.0 - p.decay), False, p.vth, 0.0 if p.reset == "hard" else None,
+        x, torch.zeros_like(x[0], dtype=torch.float32), 1.0 / (1.0 - p.decay), False, p.vth,
+        0.0 if p.reset == "hard" else None,
         surrogate.Sigmoid(alpha=2.0 * p.alpha), p.detach_reset, True)
     return spikes, v_seq.float().mean()  # v0 in fp32: the membrane state is kept in fp32, as ours
 

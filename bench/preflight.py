@@ -51,10 +51,13 @@ def _checks(device: str, info: dict) -> None:
                            f"launcher (install this Python's development headers)")
     import torch
 
+    from .kernel_timing import sync
+
     info["torch"] = torch.__version__
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"torch {torch.__version__} sees no CUDA device (torch.version.cuda = {torch.version.cuda})")
+            raise RuntimeError(f"torch {torch.__version__} sees no CUDA device "
+                               f"(torch.version.cuda = {torch.version.cuda})")
         info["device_name"], info["cuda"] = torch.cuda.get_device_name(), torch.version.cuda
     else:
         info["device_name"] = "cpu"
@@ -78,8 +81,7 @@ def _checks(device: str, info: dict) -> None:
     start = time.perf_counter()
     try:
         axpy[(4,)](x, y, x.numel(), 3.0, BLOCK=256)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
     except Exception as error:  # a build or launch failure is the verdict, in one line
         lines = str(error).strip().splitlines()
         raise RuntimeError(f"Triton kernel failed to build or run: {type(error).__name__}: "

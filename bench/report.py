@@ -67,7 +67,8 @@ def load(path: Path) -> pd.DataFrame:
     machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
     rows = [r for b in data["benchmarks"] if (r := _row(b, machine, commit.get("id"), data.get("datetime")))]
     if not rows:
-        raise ValueError(f"{path}: no benchmark carries the fields of bench/record.py (was it run with --benchmark-disable?)")
+        raise ValueError(f"{path}: no benchmark carries the fields of bench/record.py "
+                         f"(was it run with --benchmark-disable?)")
     return _frame(rows)
 
 
@@ -109,7 +110,8 @@ def load_any(path: Path, cut: bool = False) -> tuple[pd.DataFrame | None, FileNo
         return None, FileNote(str(path), "unreadable", detail=f"{type(error).__name__}: {str(error)[:200]}")
     n = 0 if df is None else len(df)
     if n == 0:
-        return None, FileNote(str(path), "empty", detail="no timed result" + (" (run stopped by its time cap)" if cut else ""))
+        detail = "no timed result" + (" (run stopped by its time cap)" if cut else "")
+        return None, FileNote(str(path), "empty", detail=detail)
     if cut or truncated:
         why = ["run stopped by its time cap"] if cut else []
         why += ["last line cut off"] if truncated else []
@@ -299,7 +301,8 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--name", required=True, help="file stem, e.g. <device>-<date>")
     parser.add_argument("--cut", type=Path, action="append", default=[],
                         help="a results file whose run was stopped by its time cap (reported as partial)")
-    parser.add_argument("--readme", type=Path, help="also write the summary into this page's bench-table section (docs/performance.md)")
+    parser.add_argument("--readme", type=Path,
+                        help="also write the summary into this page's bench-table section (docs/performance.md)")
     args = parser.parse_args(argv)
     df, notes = load_all(args.json, args.cut)
     for note in notes:

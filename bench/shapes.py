@@ -49,7 +49,8 @@ def lif_cases(full: bool) -> list[LifCase]:
     CIFARNet and ResNet-19 at batch 128 for T in {2, 4, 6, 10} (fp32; bf16 at T=4), forward+backward.
     With --bench-tiny (`tiny()`), two tiny cases instead, whatever `full` says."""
     if tiny():
-        return [LifCase(2, 256, torch.float32, "tiny-T2-N256-fp32"), LifCase(2, 1000, torch.bfloat16, "tiny-T2-N1000-bf16")]
+        return [LifCase(2, 256, torch.float32, "tiny-T2-N256-fp32"),
+                LifCase(2, 1000, torch.bfloat16, "tiny-T2-N1000-bf16")]
     cases = [
         LifCase(4, 1 << 16, torch.float32, "sweep-T4-N65536-fp32"),
         LifCase(4, 1 << 20, torch.float32, "sweep-T4-N1048576-fp32"),

@@ -27,19 +27,19 @@ SCRIPT = textwrap.dedent("""
     import json, sys, time
     start = time.perf_counter()
     import torch
+    from bench.kernel_timing import sync
     from bench.lif_providers import PROVIDERS
     from kernels.lif.params import LIFParams
     imported = time.perf_counter()
     provider, device = PROVIDERS[sys.argv[1]], sys.argv[2]
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def call(N):
         x = torch.randn(4, N, device=device).requires_grad_()
-        sync()
+        sync(device)
         t = time.perf_counter()
         spikes, mean = provider.run(x, LIFParams())
         (spikes.sum() + mean).backward()
-        sync()
+        sync(device)
         return time.perf_counter() - t
 
     first = call(1 << 16)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import snn
 from kernels.profiling import median_seconds
 
+from .kernel_timing import sync
 from .record import record
 from .shapes import tiny
 
@@ -61,8 +62,7 @@ def test_dspike_selection_vs_esg(benchmark, arch, classes, train_images, cpu_siz
 
     def select():
         choices.append(snn.dspike.select_temperature(model, x, y, F.cross_entropy, eps=cfg["eps"], T=cfg["T"]))
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
 
     benchmark.pedantic(select, rounds=1, iterations=1)
     choice = choices[-1]

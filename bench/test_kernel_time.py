@@ -29,7 +29,7 @@ from kernels import lif_scan
 from kernels.lif.params import LIFParams
 
 from . import lif_providers
-from .kernel_timing import bandwidth_fields, device_seconds, host_seconds
+from .kernel_timing import bandwidth_fields, device_seconds, host_seconds, sync
 from .record import record
 from .roofline import lif_min_bytes
 from .shapes import tiny
@@ -124,8 +124,7 @@ def test_kernel_alone_vs_lif_scan(benchmark, kcase, mode, device, device_name):
     e2e_s = device_seconds(e2e, device, grad_to_none=[x])
     copy_s = device_seconds(lambda: dst.copy_(src), device)
     host_s = host_seconds(e2e, device, grad_to_none=[x])
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    benchmark.pedantic(lambda: (kernel(), sync()), rounds=20 if device == "cuda" else 3, warmup_rounds=2,
+    benchmark.pedantic(lambda: (kernel(), sync(device)), rounds=20 if device == "cuda" else 3, warmup_rounds=2,
                        iterations=1)
     record(benchmark, kernel="lif_kernel", provider="triton", mode=mode, T=T, N=N, dtype=dtype,
            shape=f"T{T}-N{N}-{str(dtype).replace('torch.', '')}", device=device_name, min_bytes=nbytes,

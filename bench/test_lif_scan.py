@@ -15,6 +15,7 @@ import torch
 
 from kernels.lif.params import LIFParams
 
+from .kernel_timing import sync
 from .lif_providers import PROVIDERS, SHAPE_SWEEP_PROVIDERS, check_against_naive, run_step
 from .record import record
 from .roofline import lif_min_bytes
@@ -43,29 +44,28 @@ def _time_mode(benchmark, provider, mode, x, gs, gm) -> None:
 
 def _timed(provider, mode, x, gs, gm):
     """(target, setup) for benchmark.pedantic; setup (untimed) builds what the target needs."""
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     if mode == "fwd":
         def target():
             out = provider.run(x.detach().requires_grad_(), PARAMS)  # a training forward: state saved
-            sync()
+            sync(x.device)
             return out
         return target, None
     if mode == "fwdbwd":
         def target():
             out = run_step(provider, x, PARAMS, gs, gm)
-            sync()
+            sync(x.device)
             return out
         return target, None
 
     def setup():
         xr = x.detach().requires_grad_()
         spikes, mean = provider.run(xr, PARAMS)
-        sync()
+        sync(x.device)
         return (spikes, mean), {}
 
     def target(spikes, mean):
         torch.autograd.backward([spikes, mean], [gs, gm])
-        sync()
+        sync(x.device)
     return target, setup
 
 

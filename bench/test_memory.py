@@ -12,6 +12,7 @@ import torch
 
 from kernels.profiling import saved_tensor_bytes
 
+from .kernel_timing import sync
 from .lif_providers import PROVIDERS, SHAPE_SWEEP_PROVIDERS
 from .record import record
 from .shapes import BATCH, model_lif_sizes, tiny
@@ -23,7 +24,8 @@ def pytest_generate_tests(metafunc):
         full = torch.cuda.is_available() or metafunc.config.getoption("--bench-full")
         layers = [("tiny", 2, 256)] if tiny() else [("sweep", 4, 1 << 20)]
         if full and not tiny():
-            layers += [(f"{m}:{name}", 4, BATCH * n) for m in ("cifarnet", "resnet19") for name, n in model_lif_sizes(m)]
+            layers += [(f"{m}:{name}", 4, BATCH * n) for m in ("cifarnet", "resnet19")
+                       for name, n in model_lif_sizes(m)]
         metafunc.parametrize("layer", layers, ids=[f"{name}-T{T}-N{N}" for name, T, N in layers])
 
 
@@ -39,10 +41,10 @@ def test_lif_saved_bytes(benchmark, layer, provider_name, device, device_name):
     saved = saved_tensor_bytes(lambda: provider.run(x, PARAMS))
     held = None
     if device == "cuda":
-        torch.cuda.synchronize()
+        sync(device)
         before = torch.cuda.memory_allocated()
         spikes, mean = provider.run(x, PARAMS)
-        torch.cuda.synchronize()
+        sync(device)
         held = torch.cuda.memory_allocated() - before - spikes.nbytes - mean.nbytes
         del spikes, mean
     benchmark.pedantic(lambda: provider.run(x, PARAMS), rounds=1, iterations=1)

@@ -22,6 +22,7 @@ from torch import nn
 
 import snn
 
+from .kernel_timing import sync
 from .record import record
 
 PROVIDERS = ("spikingjelly", "converted")
@@ -94,7 +95,6 @@ def test_sj_convert_step(benchmark, provider, device, device_name, cpu_threads):
     model = original if provider == "spikingjelly" else converted
     del original, converted
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -105,7 +105,7 @@ def test_sj_convert_step(benchmark, provider, device, device_name, cpu_threads):
             loss = F.cross_entropy(model(x).mean(0), y) + 2.0 * snn.im_loss(model)
         loss.backward()
         optimizer.step()
-        sync()
+        sync(device)
 
     benchmark.pedantic(step, rounds=10 if device == "cuda" else 7, warmup_rounds=2, iterations=1)
     stats = getattr(benchmark, "stats", None)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import snn
 from kernels.profiling import saved_tensor_bytes
 
+from .kernel_timing import sync
 from .lif_providers import PROVIDERS
 from .record import record
 from .shapes import tiny
@@ -93,14 +94,13 @@ def test_training_step(benchmark, arch, variant, device, device_name):
            lam=0.0 if variant == "spikingjelly" else 2.0)
     del reference
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         loss, _ = _loss(model, x, y, cfg["T"])
         loss.backward()
         optimizer.step()
-        sync()
+        sync(device)
 
     saved = saved_tensor_bytes(lambda: _loss(model, x, y, cfg["T"]))
     peak = None

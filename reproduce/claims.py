@@ -32,17 +32,14 @@ from reproduce._common import dspike_cost
 from reproduce._common.budget import Budget, git_sha, is_main
 from reproduce._common.script import command, start
 from snn.files import write_atomic
-from reproduce._common.training import ROW_ERRORS, Setting, config, data_label, model_device, train
+from reproduce._common.training import ROW_ERRORS, Setting, config, data_label, sync, train, trained_model_on_batch
 from reproduce.fig2_spike_rate import initial_rates
 from reproduce.fig3_surrogate import kernel_grad
-from snn.data import make_loader
 from snn.esg import ESG, esg_k
 from snn.im_loss import im_loss
 from snn.neuron import LIF
 from snn.train import Config, Results
-from snn.train.distributed import Context
-from snn.train.engine import build_data, build_model, build_optimizer
-from snn.train.loop import StepSettings, model_input
+from snn.train.engine import build_optimizer
 
 SCRIPT = "claims"
 HOLDS, FAILS = "HOLDS", "DOES NOT HOLD"
@@ -51,7 +48,7 @@ IM_SCRATCH = {"norm": "none", "surrogate": "esg", "im_lambda": 2.0}  # Fig. 2 = 
 NO_IM_SCRATCH = {"norm": "none", "surrogate": "esg", "im_lambda": 0.0}  # Table 1 "w/ ESG" without its warm start
 CURVES = {"k = 1": "tanh:1", "k = 10": "tanh:10", "ESG": "esg"}  # Fig. 4: tdBN and IM-Loss (the presets)
 THRESHOLDS = {
-    "silent": 1e-3,  # a layer is silent below this spike rate (the issue's and fig2's definition)
+    "silent": 1e-3,  # a layer is silent below this spike rate (fig2's SILENT: both scripts call the same layers silent)
     "rate band": (0.3, 0.7),  # "an appropriate range (about 50%)" after epoch 1
     "trains": 0.5,  # trains: test accuracy >= chance + this x (1 - chance), i.e. halfway from chance to 100%
     "does not train": 2.0,  # does not train: test accuracy < this x chance
@@ -177,40 +174,25 @@ def fig4_claims(arch: str, runs: dict[str, tuple[Config, Results]]) -> list[Clai
     ]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def step_and_esg_seconds(cfg: Config, results: Results, repeats: int = 5,
                          esg_repeats: int = 1000) -> tuple[float, float]:
     """(median wall time of one training step, mean wall time of ESG's per-epoch work).
 
-    The step: forward, CE + IM-Loss, backward, SGD of the trained network (rebuilt, as
-    dspike_cost.measure rebuilds it) on one training batch, after one warm-up step. ESG's work
+    The step: forward, CE + IM-Loss, backward, SGD of the trained network on one training batch
+    (both from trained_model_on_batch, as for dspike_cost.measure), after one warm-up step. ESG's work
     per epoch: ESG.step(), which computes K and assigns it to every LIF, on that network."""
-    device = model_device(results)
-    train_set, _, _, info = build_data(cfg, Context(0, 1, device, owns_group=False))
-    channels_last = device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
-    model = build_model(cfg, info).to(device, memory_format=torch.channels_last if channels_last
-                                      else torch.preserve_format)
-    model.load_state_dict(results.model.state_dict())
-    model.train()
+    trained = trained_model_on_batch(cfg, results)
+    model, x, y, device = trained.model, trained.x, trained.y, trained.device
     optimizer = build_optimizer(cfg, model)
-    x, y = next(iter(make_loader(train_set, cfg.batch_size, train=True,
-                                 generator=torch.Generator().manual_seed(cfg.seed))))
-    settings = StepSettings(T=cfg.T, device=device, amp=False, channels_last=channels_last,
-                            im_lambda=cfg.im_lambda, clip_grad=None)
-    x, y = model_input(x, settings), y.to(device)
     times = []
     for i in range(repeats + 1):
-        _sync(device)
+        sync(device)
         begin = time.perf_counter()
         loss = F.cross_entropy(model(x, T=cfg.T), y) + cfg.im_lambda * im_loss(model)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        _sync(device)
+        sync(device)
         if i:  # the first is the warm-up
             times.append(time.perf_counter() - begin)
     esg = ESG(model, esg_repeats)

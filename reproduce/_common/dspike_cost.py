@@ -22,15 +22,11 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from snn.data import make_loader
 from snn.dspike import FlatFiniteDifference, first_conv, select_temperature
 from snn.train import Config, Results
-from snn.train.distributed import Context
-from snn.train.engine import build_data, build_model
-from snn.train.loop import StepSettings, model_input
 
 from .budget import device_label
-from .training import model_device
+from .training import sync, trained_model_on_batch
 
 CPU_CALL_BYTES = 8 * 2**20
 
@@ -60,29 +56,14 @@ class DspikeCost:
     flat: bool
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measure(cfg: Config, results: Results) -> DspikeCost:
     """Time one Dspike temperature selection on the trained network of `results` (trained with cfg)."""
-    device = model_device(results)
-    dcfg = replace(cfg, surrogate="dspike")
-    train_set, _, _, info = build_data(dcfg, Context(0, 1, device, owns_group=False))
-    channels_last = device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
-    model = build_model(dcfg, info).to(device, memory_format=torch.channels_last if channels_last
-                                       else torch.preserve_format)
-    model.load_state_dict(results.model.state_dict())
-    x, y = next(iter(make_loader(train_set, cfg.batch_size, train=True,
-                                 generator=torch.Generator().manual_seed(cfg.seed))))
-    settings = StepSettings(T=cfg.T, device=device, amp=False, channels_last=channels_last,
-                            im_lambda=cfg.im_lambda, clip_grad=None)
-    x, y = model_input(x, settings), y.to(device)
+    trained = trained_model_on_batch(replace(cfg, surrogate="dspike"), results)
+    model, x, y, device = trained.model, trained.x, trained.y, trained.device
     F.cross_entropy(model(x, T=cfg.T), y).backward()  # warm-up: kernels compiled before the clock starts
     model.zero_grad(set_to_none=True)
     b, chunk = cfg.dspike_b0, cfg.dspike_chunk if device.type == "cuda" else cpu_chunk(model, x, cfg)
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     try:
         select_temperature(model, x, y, F.cross_entropy, b=b, db=min(cfg.dspike_db, b / 2), eps=cfg.dspike_eps,
@@ -90,6 +71,6 @@ def measure(cfg: Config, results: Results) -> DspikeCost:
         flat = False
     except FlatFiniteDifference:
         flat = True
-    _sync(device)
+    sync(device)
     return DspikeCost(time.perf_counter() - start, first_conv(model).weight.numel(), int(y.numel()), chunk,
                       device_label(device), flat)

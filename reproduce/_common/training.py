@@ -21,9 +21,12 @@ from typing import Optional
 import pandas as pd
 import torch
 
-from snn.data import DatasetNotFound
+from snn.data import DatasetNotFound, make_loader
 from snn.files import write_atomic
 from snn.train import Config, NonFiniteLoss, Results, run, runlock
+from snn.train.distributed import Context
+from snn.train.engine import build_data, build_model
+from snn.train.loop import StepSettings, model_input
 from snn.train.presets import PRESETS
 
 from .budget import Budget, device_label
@@ -120,8 +123,9 @@ UNREADABLE = "unknown (devices.json unreadable)"
 
 def trained_on(out: Path) -> list[str]:
     """The device labels recorded for the run in out (see train). A devices.json that is not a JSON
-    list of strings (empty: a kill while an older version wrote it) gives [UNREADABLE] and a
-    warning naming it: the devices of the earlier epochs are not known."""
+    list of strings (empty or damaged: a file not written by `train`'s atomic write, or a disk
+    fault) gives [UNREADABLE] and a warning naming it: the devices of the earlier epochs are not
+    known."""
     path = Path(out) / DEVICES
     if not path.is_file():
         return []
@@ -140,6 +144,44 @@ def trained_on(out: Path) -> list[str]:
 
 def model_device(results: Results) -> torch.device:
     return next(results.model.parameters()).device
+
+
+@dataclass(frozen=True)
+class TrainedBatch:
+    """A trained network rebuilt on its device and one training batch laid out for it."""
+
+    model: torch.nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    device: torch.device
+
+
+def trained_model_on_batch(cfg: Config, results: Results) -> TrainedBatch:
+    """The trained network of `results` rebuilt from cfg (in training mode) on the device it trained
+    on, and the first training batch of cfg.batch_size drawn with cfg.seed, moved and laid out as
+    the engine's step feeds it.
+
+    Rebuilt rather than reused, so cfg may change what holds no weights (LIFs hold none: another
+    surrogate loads the same state dict) and a measurement does not touch the run's own model."""
+    device = model_device(results)
+    train_set, _, _, info = build_data(cfg, Context(0, 1, device, owns_group=False))
+    channels_last = device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
+    model = build_model(cfg, info).to(device, memory_format=torch.channels_last if channels_last
+                                      else torch.preserve_format)
+    model.load_state_dict(results.model.state_dict())
+    model.train()
+    x, y = next(iter(make_loader(train_set, cfg.batch_size, train=True,
+                                 generator=torch.Generator().manual_seed(cfg.seed))))
+    settings = StepSettings(T=cfg.T, device=device, amp=False, channels_last=channels_last,
+                            im_lambda=cfg.im_lambda, clip_grad=None)
+    return TrainedBatch(model, model_input(x, settings), y.to(device), device)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the work queued on device, so that a host clock read next covers it (CUDA runs
+    asynchronously; a CPU call returns when its work is done)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def measured(results: Results, setting: Setting, budget: Budget) -> Measured:

@@ -74,7 +74,7 @@ def decode_dvs128(addr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     Address bits: 0 polarity, 1-7 one sensor axis, 8-14 the other (bit 15, the special-event flag,
     must be clear: read_dvs128 drops those events). The orientation and the polarity sense follow
     SpikingJelly's CIFAR10-DVS reader (spikingjelly/datasets/cifar10_dvs.py, _load_origin_data:
-    x = 127 - bits 8-14, y = 127 - bits 1-7, p = 1 - bit 0), which TET and the work after it used to
+    x = 127 - bits 8-14, y = 127 - bits 1-7, p = 1 - bit 0), with which TET and the work after it
     make their frames, so frames here have the same orientation and channel order.
     """
     addr = np.asarray(addr).astype(np.int64)

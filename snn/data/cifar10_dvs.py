@@ -1,4 +1,5 @@
-"""CIFAR10-DVS (Li et al. 2017) from its per-class AER-DAT 2.0 files, as cached event frames (docs/design.md, "CIFAR10-DVS").
+"""CIFAR10-DVS (Li et al. 2017) from its per-class AER-DAT 2.0 files, as cached event frames
+(docs/design.md, "CIFAR10-DVS").
 
 Layout: <dir>/<class>/cifar10_<class>_<i>.aedat for the ten CIFAR-10 classes. The dataset has no
 official split: within each class the files are ordered by their index i, the first

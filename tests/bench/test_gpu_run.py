@@ -97,7 +97,8 @@ def test_results_are_appended_one_line_per_benchmark(tmp_path, monkeypatch):
 
 def _jsonl(path: Path, rows: list[dict], cut_last: bool = False):
     lines = [json.dumps({"name": f"t{i}", "stats": {"median": 0.002, "q1": 0.002, "q3": 0.002, "rounds": 3},
-                         "extra_info": r, "machine_info": {"torch": "2.x", "git_sha": "abc"}}) for i, r in enumerate(rows)]
+                         "extra_info": r, "machine_info": {"torch": "2.x", "git_sha": "abc"}})
+             for i, r in enumerate(rows)]
     text = "\n".join(lines) + "\n"
     path.write_text(text[:-20] if cut_last else text)
 
@@ -108,13 +109,15 @@ def test_report_names_missing_empty_partial_and_unreadable_files(tmp_path):
     _jsonl(tmp_path / "capped.jsonl", [_row("torch+compact")])
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "broken.json").write_text("{not json")
-    paths = [tmp_path / n for n in ("ok.jsonl", "cut.jsonl", "capped.jsonl", "empty.jsonl", "missing.jsonl", "broken.json")]
+    paths = [tmp_path / n
+             for n in ("ok.jsonl", "cut.jsonl", "capped.jsonl", "empty.jsonl", "missing.jsonl", "broken.json")]
     df, notes = report.load_all(paths, cut=[tmp_path / "capped.jsonl"])
     assert {Path(n.path).name: (n.status, n.rows) for n in notes} == {
         "ok.jsonl": ("ok", 2), "cut.jsonl": ("partial", 1), "capped.jsonl": ("partial", 1), "empty.jsonl": ("empty", 0),
         "missing.jsonl": ("missing", 0), "broken.json": ("unreadable", 0)}
     assert sorted(df.provider) == ["cpu", "naive", "torch", "torch+compact"]
-    report.main([*map(str, paths), "--cut", str(tmp_path / "capped.jsonl"), "--out", str(tmp_path / "o"), "--name", "r"])
+    report.main([*map(str, paths), "--cut", str(tmp_path / "capped.jsonl"), "--out", str(tmp_path / "o"),
+                 "--name", "r"])
     md = (tmp_path / "o" / "r.md").read_text()
     assert "| cut.jsonl " in md and "last line cut off" in md and "run stopped by its time cap" in md
     assert (tmp_path / "o" / "r.csv").exists() and (tmp_path / "o" / "r-lif_scan.png").exists()
@@ -147,8 +150,9 @@ def test_rehearsal_verdict_accepts_the_planned_run(tmp_path):
     assert gpu_run.rehearsal_problems(steps, outcomes, out, "n") == []
 
 
-@pytest.mark.parametrize(("step", "status"), [("tests", "failed"), ("bench-memory", "ok"), ("bench-lif_scan", "timeout"),
-                                              ("report", "failed"), ("preflight", "skipped")])
+@pytest.mark.parametrize(("step", "status"), [("tests", "failed"), ("bench-memory", "ok"),
+                                              ("bench-lif_scan", "timeout"), ("report", "failed"),
+                                              ("preflight", "skipped")])
 def test_rehearsal_verdict_catches_a_step_that_ended_otherwise(tmp_path, step, status):
     steps, outcomes, out = _finished_rehearsal(tmp_path, {step: status})
     problems = gpu_run.rehearsal_problems(steps, outcomes, out, "n")
@@ -159,7 +163,8 @@ def test_rehearsal_verdict_needs_the_partial_file_in_the_report(tmp_path):
     steps, outcomes, out = _finished_rehearsal(tmp_path, {})
     md = out / "n.md"
     md.write_text(md.read_text().replace("partial", "ok"))
-    assert any("does not list memory.jsonl as partial" in p for p in gpu_run.rehearsal_problems(steps, outcomes, out, "n"))
+    problems = gpu_run.rehearsal_problems(steps, outcomes, out, "n")
+    assert any("does not list memory.jsonl as partial" in p for p in problems)
 
 
 def test_progress_is_saved_whole_after_each_step(tmp_path):

@@ -78,7 +78,8 @@ def _image(shape, seed=1):
 @pytest.mark.slow  # Inductor compiles the whole model: 5-130 s on 2 cores (cached: 5-12 s)
 @pytest.mark.parametrize("backend", COMPILE_BACKENDS)
 def test_cifarnet_compiled_equals_eager(backend):
-    """The issue's case: CIFARNet width 1/16, 8x8 input, T = 2, CPU, fullgraph."""
+    """A whole network traced with fullgraph: CIFARNet width 1/16, 8x8 input, T = 2, CPU (small
+    enough for CI, deep enough to chain every layer kind's LIF)."""
     _assert_compiled_equals_eager("cifarnet", backend, _image((4, 3, 8, 8)), 2, input_size=8)
 
 

@@ -21,7 +21,8 @@ def test_a_setting_is_validated_once_and_reused():
 
 
 @pytest.mark.parametrize(("args", "error", "match"), [
-    ((True, 0.25, "tanh", 1.0, "hard", False), TypeError, "vth must be a real number"),  # True == 1, hash(True) == hash(1)
+    # True == 1 and hash(True) == hash(1), yet a bool is refused
+    ((True, 0.25, "tanh", 1.0, "hard", False), TypeError, "vth must be a real number"),
     ((0.5, 1.5, "tanh", 1.0, "hard", False), ValueError, "decay must lie in"),
     ((0.5, 0.25, "tanh", 0.0, "hard", False), ValueError, "alpha must be > 0"),
     ((0.5, 0.25, "tanh", 1.0, "hard", 0), TypeError, "detach_reset must be a bool"),  # 0 == False

@@ -380,8 +380,9 @@ def test_gradcheck_smooth_surrogates(surrogate, alpha):
     assert torch.autograd.gradcheck(lambda u: _SurrogatePhi.apply(u, p), (u,))
 
 
-# Dspike (Li et al. 2021) on x = u / (2 vth), b = 3: values from the hand computation
-# b (1 - tanh^2(b (x - 1/2))) / (2 tanh(b / 2)) / (2 vth), 0 outside 0 <= u <= 2 vth.
+# Dspike (Li et al. 2021) on x = u / (2 vth), b = 3: values computed by hand, independently of the
+# code under test, from b (1 - tanh^2(b (x - 1/2))) / (2 tanh(b / 2)) / (2 vth), 0 outside
+# 0 <= u <= 2 vth.
 DSPIKE_B3 = {0.5: ([-0.01, 0.0, 0.25, 0.5, 0.75, 1.0, 1.01], [0.0, 0.2995, 0.9887, 1.6572, 0.9887, 0.2995, 0.0]),
              1.0: ([1.0], [0.8286])}
 
@@ -418,7 +419,8 @@ def test_no_recompile_across_batch_T_and_alpha():
     for kernel in kernels:  # earlier tests compiled other configurations
         for cache in kernel.device_caches.values():
             cache[0].clear()
-    for T, batch, alpha in [(4, 8, 1.0), (4, 16, 1.3), (4, 24, 2.0), (4, 40, 5.0), (4, 56, 10.0), (6, 8, 1.1), (2, 3, 9.0)]:
+    for T, batch, alpha in [(4, 8, 1.0), (4, 16, 1.3), (4, 24, 2.0), (4, 40, 5.0), (4, 56, 10.0), (6, 8, 1.1),
+                            (2, 3, 9.0)]:
         x = torch.randn(T, batch, 128, 7, 7, device="cuda").requires_grad_()  # N = batch * 6272, a multiple of 16
         spikes, u_mean = lif_scan(x, alpha=alpha, backend="triton")
         (spikes.sum() + u_mean).backward()

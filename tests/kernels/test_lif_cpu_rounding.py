@@ -72,5 +72,6 @@ def test_compact_saved_membrane_is_torchs_bf16_rounding():
     exact = scan(x, x, p, "exact")[1]
     compact = scan(x, x, p, "compact")[1]
     membrane = next(t for t in exact if t.dtype == torch.float32 and t.shape == x.shape)
-    stored = next(t for t in compact if t.dtype in (torch.bfloat16, torch.int16, torch.uint16) and t.numel() == x.numel())
+    stored = next(t for t in compact
+                  if t.dtype in (torch.bfloat16, torch.int16, torch.uint16) and t.numel() == x.numel())
     assert torch.equal(stored.reshape(-1).view(torch.int16), membrane.to(torch.bfloat16).reshape(-1).view(torch.int16))

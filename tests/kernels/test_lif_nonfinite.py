@@ -78,7 +78,8 @@ HAND_CASES = [
     ("tanh", "soft", False, [0.3, -INF, 0.3], [1.0, 1.0, 1.0], None, [_sg_tanh(0.3), 0.0, 0.0]),
     # +-inf at the last step (flat surrogate there; no reset path leaves t = T - 1): u(0) = 1 fires,
     # dx(0) = sg(1) whatever the reset.
-    *[("tanh", r, False, [1.0, v], [1.0, 1.0], None, [_sg_tanh(1.0), 0.0]) for r in ("hard", "soft") for v in (INF, -INF)],
+    *[("tanh", r, False, [1.0, v], [1.0, 1.0], None, [_sg_tanh(1.0), 0.0])
+      for r in ("hard", "soft") for v in (INF, -INF)],
 ]
 
 

@@ -56,7 +56,7 @@ def fig4(tmp_path, k1, k10, esg):
     ([0.5, 0.3, 0.1, 0.1, 0.1, 0.1], [0.3, 0.4, 0.9, 0.9, 0.9, 0.9], HOLDS),  # first 6 // 3 = 2 epochs: 0.4 > 0.35
     ([0.3, 0.4, 0.9, 0.9, 0.9, 0.9], [0.5, 0.3, 0.1, 0.1, 0.1, 0.1], FAILS),
     ([0.4, 0.3, 0.1, 0.1, 0.1, 0.1], [0.3, 0.4, 0.9, 0.9, 0.9, 0.9], FAILS),  # equal means: not faster
-    ([0.1, 0.1, 0.9, 0.9, 0.9, 0.9], [0.2, 0.2, 0.0, 0.0, 0.0, 0.0], FAILS),  # epoch 3 is no longer "early"
+    ([0.1, 0.1, 0.9, 0.9, 0.9, 0.9], [0.2, 0.2, 0.0, 0.0, 0.0, 0.0], FAILS),  # epoch 3 is past the "early" third
 ])
 def test_fig4_early_compares_the_mean_of_the_first_third(tmp_path, k1, k10, verdict):
     assert fig4(tmp_path, k1, k10, [0.5] * 6)["fig4-early/cifarnet"] == verdict

@@ -134,7 +134,8 @@ def test_no_norm_networks_are_bias_free_but_for_the_classifier(name):
 
 def test_counts_agree_with_torchvision_where_layouts_coincide():
     with torch.device("meta"):
-        assert count_parameters(build("resnet34", 1000, input_size=224)) == count_parameters(torchvision.models.resnet34())
+        assert count_parameters(build("resnet34", 1000, input_size=224)) == count_parameters(
+            torchvision.models.resnet34())
         assert count_parameters(build("vgg16", 1000, norm="none", bias=True, input_size=224)) == count_parameters(
             torchvision.models.vgg16())
     assert 12.5e6 < PINNED[("resnet19", 10, 32)] < 12.7e6

@@ -23,7 +23,7 @@ def test_rates_weigh_batches_by_size_and_follow_layer_order():
     for name, seen in spikes.items():
         expected = sum(s.sum().item() for s in seen) / sum(s.numel() for s in seen)
         assert monitor.rates()[name] == pytest.approx(expected)
-    model(batches[0])  # removed on exit: no longer counted
+    model(batches[0])  # the hooks are removed on exit: this forward is not counted
     assert monitor.rates()["0"] == pytest.approx(
         sum(s.sum().item() for s in spikes["0"]) / sum(s.numel() for s in spikes["0"]))
     monitor.reset()

@@ -121,7 +121,8 @@ def test_cli_rejects_bad_value(capsys):
 def test_presets_document_the_recipe():
     cfg = Config.from_preset("paper-cifar10", epochs=300)
     assert (cfg.model, cfg.dataset, cfg.T, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs, cfg.im_lambda,
-            cfg.surrogate, cfg.norm, cfg.width) == ("resnet19", "cifar10", 4, "sgd", 0.1, 128, 300, 2.0, "esg", "tdbn", 1.0)
+            cfg.surrogate, cfg.norm, cfg.width) == (
+        "resnet19", "cifar10", 4, "sgd", 0.1, 128, 300, 2.0, "esg", "tdbn", 1.0)
     with pytest.raises(ValueError, match="preset must be one of"):
         Config.from_preset("paper-mnist")
 

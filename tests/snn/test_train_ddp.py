@@ -108,8 +108,8 @@ def _failing_rank(rank: int, world: int, port: int, tmp: str, scenario: str) -> 
 @pytest.mark.parametrize("scenario", ["full-disk", "rank-1-raises"])
 def test_a_failure_on_one_rank_ends_every_rank(tmp_path, one_thread, scenario):
     """One rank fails while the other goes on: both must exit with a non-zero code within the bound,
-    each saying why in one line. full-disk: rank 0 cannot write its checkpoint (ENOSPC; before the
-    fix rank 0 waited in the teardown barrier and rank 1 in the next forward, forever): both exit 1,
+    each saying why in one line. full-disk: rank 0 cannot write its checkpoint (ENOSPC; unhandled,
+    rank 0 would wait in the teardown barrier and rank 1 in the next forward, forever): both exit 1,
     rank 0 prints one line naming the file. rank-1-raises: rank 1's own traceback, and rank 0 (its
     collective broken by rank 1 leaving) one line saying another process stopped."""
     context = mp.get_context("spawn")
@@ -172,7 +172,7 @@ def test_a_taken_master_port_stops_every_rank_with_one_line(tmp_path):
 
 def test_rank_0_killed_rank_1_says_why_it_stops(tmp_path):
     """kill -9 of rank 0 mid-run: rank 1 exits 1 within the bound with one line saying that another
-    process of the run stopped (it used to exit printing nothing)."""
+    process of the run stopped (not a silent exit, which would leave the user no reason)."""
     port = _free_port()
     rank0, rank1 = (_launch(r, port, tmp_path / "run") for r in (0, 1))
     try:

@@ -38,7 +38,8 @@ def test_a_new_run_starts_from_the_checkpoint_weights(tmp_path, initial_weights)
     assert any(not torch.equal(scratch_init[k], saved[k]) for k in saved)  # seed 2 alone starts elsewhere
     assert further.epochs == 2 and len(further.history) == 2  # its own schedule and epochs, from epoch 1
     assert further.history[0]["lr"] == 0.1 and first.history[0]["lr"] == 0.1
-    assert checkpoint.load(tmp_path / "further" / "last.pt")["config"]["init_from"] == str(tmp_path / "first" / "last.pt")
+    init_from = checkpoint.load(tmp_path / "further" / "last.pt")["config"]["init_from"]
+    assert init_from == str(tmp_path / "first" / "last.pt")
 
 
 def test_a_checkpoint_of_another_network_is_refused_before_the_run_folder(tmp_path):

@@ -1,6 +1,6 @@
 """The run folder under misuse: two processes on one --out, SIGINT / SIGTERM, a best.pt deleted or
-replaced before --resume, settings that pass the checks and used to crash after the folder was
-made, and the mode of the run files."""
+replaced before --resume, settings that pass the checks but can only fail once data or memory is
+touched (they must still fail before the folder is made), and the mode of the run files."""
 
 import dataclasses
 import os
@@ -237,16 +237,17 @@ def test_a_kill_between_last_and_best_is_repaired_on_resume(tmp_path, capsys):
     assert best["epoch"] == 1 and all(torch.equal(last["model"][k], best["model"][k]) for k in last["model"])
 
 
-# --- settings that used to crash after the folder was made ---------------------------------------
+# --- settings that pass the checks but fail on the data or in memory ------------------------------
 
 @pytest.mark.parametrize("extra, fragments", [
     (["--val-fraction", "0.99"], ["training split", "no samples", "--val-fraction"]),
     (["--seed", str(2**32)], ["seed", "4294967295"]),
     (["--input-size", "3000", "--dataset", "digits"], ["memory", "--input-size"]),  # 65 GB of resized digits
 ])
-def test_settings_that_used_to_crash_exit_2_without_a_run_folder(tmp_path, capsys, extra, fragments):
-    """Each of these passed the checks and then raised (ZeroDivisionError, numpy's seed bound, an
-    allocation failure) with a traceback; now: exit 2, one line, no run folder."""
+def test_settings_that_fail_past_the_checks_exit_2_without_a_run_folder(tmp_path, capsys, extra, fragments):
+    """Each of these passes the argument checks and would then raise (ZeroDivisionError, numpy's
+    seed bound, an allocation failure) with a traceback: it must exit 2 with one line and leave no
+    run folder."""
     out = tmp_path / "run"
     try:
         code = main(argv(out, *extra))
@@ -290,7 +291,8 @@ def test_a_run_folder_name_too_long_for_the_file_system_exits_2(tmp_path, capsys
 # --- file modes ----------------------------------------------------------------------------------
 
 def test_run_files_get_the_mode_of_the_umask(tmp_path):
-    """Under umask 022 every run file is 0644 (mkstemp's 0600 used to leak through the atomic writes)."""
+    """Under umask 022 every run file is 0644: the atomic writes go through mkstemp, whose 0600 must
+    not leak into the run files."""
     previous = os.umask(0o022)
     try:
         out = finished_run(tmp_path, epochs=1)
