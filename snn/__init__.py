@@ -9,12 +9,12 @@ tdBN, Dspike's temperature selection, the paper's architectures and a spike-rate
 """
 
 from . import dspike, models
-from .esg import ESG, esg_k
+from .esg import ESG, esg_alpha, esg_k
 from .im_loss import im_loss
 from .layers import TimeDistributed, as_sequence
 from .monitor import SpikeRateMonitor
 from .neuron import LIF, lif_layers
 from .tdbn import TDBatchNorm2d
 
-__all__ = ["LIF", "lif_layers", "im_loss", "ESG", "esg_k", "TDBatchNorm2d", "TimeDistributed", "as_sequence",
+__all__ = ["LIF", "lif_layers", "im_loss", "ESG", "esg_k", "esg_alpha", "TDBatchNorm2d", "TimeDistributed", "as_sequence",
            "SpikeRateMonitor", "dspike", "models"]

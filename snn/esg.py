@@ -1,4 +1,14 @@
-"""ESG: the Evolutionary Surrogate Gradient schedule of the tanh surrogate's K (paper eq. 13-15)."""
+"""ESG: the Evolutionary Surrogate Gradient schedule (paper eq. 13-15) of every surrogate with a sharpness.
+
+The paper schedules the tanh surrogate's K. Each other family follows the same K by its peak
+slope, d phi / du at the threshold (docs/design.md, "ESG"):
+
+    tanh   0.5 tanh(K x) + 0.5                     slope K/2          alpha = K
+    atan   arctan(pi/2 alpha x) / pi + 1/2          slope alpha/2      alpha = K
+    rect   ramp of slope 1/alpha, |x| < alpha/2    slope 1/alpha      alpha = 2/K  (the window's width)
+
+(x = u - vth; SpikingJelly's Sigmoid(a) converts to tanh with alpha = a/2, so it is tanh here.)
+"""
 
 from __future__ import annotations
 
@@ -20,6 +30,23 @@ def _schedule(epochs, k_min, k_max) -> tuple[int, float, float]:
     return epochs, k_min, k_max
 
 
+# surrogate -> its alpha at ESG's K: equal peak slope d phi/du (u = vth) to tanh's K/2
+ESG_ALPHA = {
+    "tanh": lambda k: k,
+    "atan": lambda k: k,  # slope (pi/2 alpha) / pi = alpha/2
+    "rect": lambda k: 2.0 / k,  # slope 1/alpha; the window alpha = 2/K is 2/K wide
+}
+
+
+def esg_alpha(surrogate: str, k: float) -> float:
+    """The alpha of `surrogate` whose peak slope at threshold equals the tanh surrogate's at K = k
+    (K/2). surrogate: one of ESG_ALPHA (ValueError naming the accepted ones otherwise); k > 0."""
+    if surrogate not in ESG_ALPHA:
+        raise ValueError(f"ESG has no rule for surrogate {surrogate!r} (rules: {', '.join(ESG_ALPHA)}; Dspike's "
+                         f"temperature is chosen by snn.dspike.select_temperature)")
+    return ESG_ALPHA[surrogate](checks.real("k", k, ALPHA_MIN, ALPHA_MAX))
+
+
 def esg_k(epoch: int, epochs: int, k_min: float = 1.0, k_max: float = 10.0) -> float:
     """Eq. 15: K(i) = ((10^(i/N) - 1) k_max + (10 - 10^(i/N)) k_min) / 9, i = epoch, N = epochs.
 
@@ -35,27 +62,37 @@ def esg_k(epoch: int, epochs: int, k_min: float = 1.0, k_max: float = 10.0) -> f
 
 
 class ESG:
-    """Sets `alpha = K(i)` on every tanh-surrogate LIF of model, like an lr scheduler sets lr.
+    """Sets every LIF of model to the sharpness of K(i), like an lr scheduler sets lr: a tanh or
+    atan LIF gets alpha = K, a rect LIF alpha = 2/K (`esg_alpha`: the same peak slope K/2).
 
-    Construction applies K(0) = k_min; call `step()` once at the end of every epoch. The epoch
-    index is clamped to N - 1 (the last epoch of eq. 15), so extra steps keep K(N - 1).
+    Construction applies K(0) = k_min, replacing whatever alpha the layers had (a converted
+    SpikingJelly Sigmoid(4), tanh alpha 2, starts at K = 1); call `step()` once at the end of
+    every epoch. The epoch index is clamped to N - 1 (the last epoch of eq. 15), so extra steps
+    keep K(N - 1).
 
         esg = snn.ESG(model, epochs=N)
         for epoch in range(N):
-            train_one_epoch(model)   # the LIFs use alpha = esg.k
+            train_one_epoch(model)   # the LIFs use the sharpness of esg.k
             esg.step()
 
     epochs: N >= 1; k_min <= k_max: the ends of K, in the alpha range of `kernels.LIFParams`
-    ([2^-125, 2^126]). Raises TypeError / ValueError naming the argument otherwise, and
-    ValueError when model has no tanh-surrogate `snn.LIF`.
+    ([2^-125, 2^126], so that 2/K is in it too). Raises TypeError / ValueError naming the argument
+    otherwise, ValueError when model has no `snn.LIF`, or has one whose surrogate has no rule
+    (naming it; Dspike has its own temperature selection, `snn.dspike`).
     """
 
     def __init__(self, model: nn.Module, epochs: int, k_min: float = 1.0, k_max: float = 10.0):
         epochs, k_min, k_max = _schedule(epochs, k_min, k_max)
-        self.layers: list[LIF] = [m for m in lif_layers(model) if m.surrogate == "tanh"]
-        if not self.layers:
-            raise ValueError(f"model has no snn.LIF with surrogate='tanh' for ESG to schedule "
-                             f"(got a {type(model).__name__})")
+        named = [(name, m) for name, m in model.named_modules() if isinstance(m, LIF)] \
+            if isinstance(model, nn.Module) else lif_layers(model)
+        if not named:
+            raise ValueError(f"model has no snn.LIF for ESG to schedule (got a {type(model).__name__})")
+        unruled = [f"{name or '<model>'} ({m.surrogate!r})" for name, m in named if m.surrogate not in ESG_ALPHA]
+        if unruled:
+            raise ValueError(f"ESG has no rule for the surrogate of LIF layers {', '.join(unruled)} (rules: "
+                             f"{', '.join(ESG_ALPHA)}; Dspike's temperature is chosen by "
+                             f"snn.dspike.select_temperature)")
+        self.layers: list[LIF] = [m for _, m in named]
         self.epochs, self.k_min, self.k_max = epochs, k_min, k_max
         self.last_epoch = 0
         self._apply()
@@ -68,10 +105,10 @@ class ESG:
     def _apply(self) -> None:
         k = self.k
         for m in self.layers:
-            m.alpha = k
+            m.alpha = esg_alpha(m.surrogate, k)
 
     def step(self) -> None:
-        """Advance one epoch and set the new K on every scheduled LIF."""
+        """Advance one epoch and set the sharpness of the new K on every LIF."""
         self.last_epoch += 1
         self._apply()
 

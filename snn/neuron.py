@@ -101,7 +101,7 @@ class LIF(nn.Module):
     @property
     def params(self) -> LIFParams:
         """The current settings as a validated `kernels.LIFParams`."""
-        return LIFParams(**{name: getattr(self, name) for name in SETTINGS})
+        return LIFParams(**{name: getattr(self, "_" + name) for name in SETTINGS})
 
     def _store(self, p: LIFParams) -> None:
         for name in SETTINGS:
@@ -121,21 +121,36 @@ class LIF(nn.Module):
             state["forward_had_grad"] = False
         return state
 
-    def _check_input(self, x) -> None:
-        """Refuses an input that cannot be [T, B, *sample] (see the class docstring, sample_dims)."""
+    def _check_input(self, x, time_major: bool = True) -> None:
+        """The one input-rank rule of every LIF layer (see the class docstring, sample_dims): x is
+        [T, B, *sample] (time_major) or, for a layer stepped one time step per call, [B, *sample].
+        Without sample_dims, *sample is [C, H, W] or [F]: a rank that could be a batch taken for
+        time ([B, C, H, W] where [T, B, C, H, W] belongs) is refused, never scanned.
+
+        Raises TypeError for a non-tensor, ValueError naming the shape and what is accepted."""
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"LIF input must be a torch.Tensor of shape [T, B, ...], got {type(x).__name__}")
+            lead = "[T, B, ...]" if time_major else "[B, ...]"
+            raise TypeError(f"{self._get_name()} input must be a torch.Tensor of shape {lead}, got {type(x).__name__}")
+        lead = 2 if time_major else 1
+        layout = "[T, B, *sample]" if time_major else "[B, *sample] (one time step)"
         if self.sample_dims is not None:
-            if x.dim() != 2 + self.sample_dims:
-                raise ValueError(f"LIF(sample_dims={self.sample_dims}) takes [T, B, *sample] inputs with "
-                                 f"{2 + self.sample_dims} dimensions, got shape {tuple(x.shape)}")
-        elif x.dim() not in (3, 5):
-            raise ValueError(
-                f"LIF input must be time-major, [T, B, C, H, W] (after a convolution) or [T, B, F] (after an FC "
-                f"layer), got shape {tuple(x.shape)} with {x.dim()} dimensions. A single-step batch such as "
-                f"[B, C, H, W] would be scanned over its batch dimension as if it were time: add the time "
-                f"dimension (x.unsqueeze(0) for one timestep) or, for another layout, construct "
-                f"LIF(sample_dims=k) for [T, B, *sample] inputs with k sample dimensions.")
+            if x.dim() != lead + self.sample_dims:
+                raise ValueError(f"{self._get_name()}(sample_dims={self.sample_dims}) takes {layout} inputs with "
+                                 f"{lead + self.sample_dims} dimensions, got shape {tuple(x.shape)}")
+        elif x.dim() - lead not in (1, 3):
+            if time_major:
+                what = ("time-major, [T, B, C, H, W] (after a convolution) or [T, B, F] (after an FC layer)")
+                danger = ("A single-step batch such as [B, C, H, W] would be scanned over its batch dimension as "
+                          "if it were time: add the time dimension (x.unsqueeze(0) for one timestep)")
+            else:
+                what = "one time step, [B, C, H, W] (after a convolution) or [B, F] (after an FC layer)"
+                danger = "A [T, B, ...] sequence belongs to multi-step mode"
+            raise ValueError(f"{self._get_name()} input must be {what}, got shape {tuple(x.shape)} with {x.dim()} "
+                             f"dimensions. {danger} or, for another layout, {self._sample_dims_hint()}.")
+
+    def _sample_dims_hint(self) -> str:
+        """How a user of this class declares another sample layout (for _check_input's message)."""
+        return "construct LIF(sample_dims=k) for [T, B, *sample] inputs with k sample dimensions"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [T, B, *sample] input current -> spikes of the same shape (0/1, x.dtype); see
@@ -143,7 +158,7 @@ class LIF(nn.Module):
         self._check_input(x)
         self.forward_had_grad = torch.is_grad_enabled()
         spikes, self.u_mean = lif_scan(x, vth=self.vth, decay=self.decay, surrogate=self.surrogate,
-                                       alpha=self.alpha, reset=self.reset, detach_reset=self.detach_reset,
+                                       alpha=self.alpha, reset=self._reset, detach_reset=self.detach_reset,
                                        backend=self.backend, compact_state=self.compact_state)
         self._rate = spikes.detach().mean(dtype=torch.float32)
         if not torch.compiler.is_compiling():  # a traced int counter would recompile the model every call
@@ -153,7 +168,7 @@ class LIF(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"vth={self.vth}, decay={self.decay}, surrogate={self.surrogate!r}, alpha={self.alpha:g}, "
-                f"reset={self.reset!r}, detach_reset={self.detach_reset}, im={self.im}, backend={self.backend!r}"
+                f"reset={self._reset!r}, detach_reset={self.detach_reset}, im={self.im}, backend={self.backend!r}"
                 + (", compact_state=True" if self.compact_state else "")
                 + (f", sample_dims={self.sample_dims}" if self.sample_dims is not None else ""))
 

@@ -34,19 +34,26 @@ they become a `SequenceDropout`, which draws the same mask once per call.
 Everything else is refused before the model is touched (`ConversionError`, naming each module's
 path and setting); nothing is converted approximately. Refused: any other neuron or stateful
 SpikingJelly module (including subclasses of the three nodes, which may change their equations),
-v_reset other than 0.0 and None, step_mode='s', a learnable tau (ParametricLIFNode whose w
+v_reset other than 0.0 and None, step_mode='s' at conversion (convert in multi-step mode, then
+switch with set_step_mode), a module registered at several paths, a learnable tau (ParametricLIFNode whose w
 requires grad), store_v_seq=True (its consumers read a v_seq the converted layer does not
 produce), an explicit neuron precision, forward hooks on a node (e.g. a SpikingJelly monitor), a
 node inside a memopt checkpoint wrapper (which calls the node's functional forward itself), any
 other surrogate or one with spiking=False, settings `kernels.LIFParams` rejects, and a model
 already wrapped by torch.compile (convert first, then compile).
 
-State: SpikingJelly nodes keep V between calls until `functional.reset_net`; `snn.LIF` starts
-every call from u = 0 over the whole [T, B, ...] input. A converted model therefore needs no
-`reset_net` (calling it is harmless) and computes what the original computes with `reset_net`
-before every forward. Feeding a converted model one time step per call (T = 1, stepping through
-a sequence) restarts the membrane at every call: it is not the original's behaviour; pass the
-whole sequence in one call.
+State: SpikingJelly nodes keep V between calls until `functional.reset_net`. A converted layer in
+multi-step mode (step_mode='m', as converted) starts every call from V = 0 over the whole
+[T, B, ...] input, so a converted model needs no `reset_net` and computes what the original
+computes with `reset_net` before every forward. After `functional.set_step_mode(model, 's')` each
+converted layer takes one [B, ...] step per call and keeps its membrane and spikes (with their
+autograd graph) until `reset_net`: equal to the original stepping, gradients included. One node
+used twice within a forward carries its membrane from the first use into the second in
+SpikingJelly: a module registered at two paths is refused by convert, and a second multi-step
+call of one converted layer within one forward of the model raises (single-step mode carries
+the state exactly). Input ranks follow `snn.LIF`: [T, B, C, H, W] or [T, B, F] ([B, C, H, W] or
+[B, F] per step), or the rank recorded from `convert(model, example=x)`; a batch is never taken
+for time.
 
 Numerics: the mapping is exact in real arithmetic and spikes are bit-exact for IF and for
 decay_input=False with tau = 2, where both sides round the same products; otherwise SpikingJelly
@@ -58,6 +65,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -76,38 +84,184 @@ class ConversionError(ValueError):
     """A SpikingJelly model has settings with no exact `snn.LIF` equivalent (one line per module)."""
 
 
-class ConvertedLIF(LIF):
+try:  # a SpikingJelly MemoryModule, so that functional.reset_net / set_step_mode / detach_net treat the
+    # converted layers as their own (resetting them, checking step_mode) without a warning per layer
+    from spikingjelly.activation_based.base import MemoryModule as _StatefulBase
+except ImportError:  # without SpikingJelly there is nothing to convert; the classes still import
+    _StatefulBase = nn.Module
+
+STEP_MODES = ("m", "s")
+
+
+def _check_step_mode(value) -> str:
+    if value not in STEP_MODES:
+        raise ValueError(f"step_mode must be 'm' (a whole [T, B, ...] sequence per call) or 's' (one time step "
+                         f"[B, ...] per call, state kept until functional.reset_net), got {value!r}")
+    return value
+
+
+class ForwardScope:
+    """The forwards of one converted model, so that its layers can tell a second call of one
+    layer within one forward (SpikingJelly carries that node's membrane from the first call into
+    the second; a multi-step converted layer would restart it, so the call is refused).
+
+    convert registers `enter` as the model's forward pre-hook and `leave` as its forward hook
+    (always called, also when the forward raises); the layers hold this object. Inside
+    torch.compile'd code nothing is counted (a traced counter would recompile every call)."""
+
+    def __init__(self):
+        self.forward = 0  # how many forwards of the model have started
+        self.active = False
+
+    def enter(self, module, args) -> None:
+        if not torch.compiler.is_compiling():
+            self.forward += 1
+            self.active = True
+
+    def leave(self, module, args, output) -> None:
+        if not torch.compiler.is_compiling():
+            self.active = False
+
+
+class ResetRule(str):
+    """A layer's reset rule ('hard' or 'soft': a str, equal to it everywhere a setting is read)
+    that, called, resets the layer's state. SpikingJelly's functional.reset_net calls
+    `module.reset()` on every module that has one, and `snn.LIF` already names its reset rule
+    `reset`: this lets the one attribute be both. It holds its layer weakly, so a stored copy
+    never keeps a layer alive."""
+
+    def __new__(cls, rule: str, layer: nn.Module):
+        obj = super().__new__(cls, rule)
+        obj._layer = weakref.ref(layer)
+        return obj
+
+    def __call__(self) -> None:
+        layer = self._layer()
+        if layer is not None:
+            layer.reset_state()
+
+    def __reduce__(self):  # a copy or pickle is the plain setting
+        return str, (str(self),)
+
+
+class ConvertedLIF(LIF, _StatefulBase):
     """The `snn.LIF` that replaces a SpikingJelly node: it scales its input by input_gain before
-    the scan, and, like SpikingJelly's multi-step nodes, takes any `[T, B, ...]` shape.
+    the scan and, like the node, runs in SpikingJelly's two step modes.
 
     input_gain: 1/tau for decay_input=True (sigmoid(w) for ParametricLIFNode), whose charge
     H = V + (X - V) / tau leaks the input too, while `kernels.lif_scan` has no input scale; 1.0
-    otherwise. Other arguments as `snn.LIF`.
-    forward: x [T, B, ...] with any number of dimensions >= 2 (ValueError otherwise) -> spikes of
-    x's shape. An input `snn.LIF` takes as it is ([T, B, C, H, W], [T, B, F], or the rank of
-    sample_dims) goes through unchanged; any other is scanned as [T, B, -1] (the scan is per
-    neuron, so nothing changes) and reshaped back. u_mean is the mean of the pre-reset membrane H."""
+    otherwise. step_mode: 'm' (default) or 's', also set by `functional.set_step_mode`
+    (ValueError for any other value). Other arguments as `snn.LIF`.
 
-    def __init__(self, input_gain: float = 1.0, **lif_kwargs):
+    forward, step_mode='m': x [T, B, *sample] -> spikes of x's shape, the whole sequence from
+      V = 0 (no state between calls). step_mode='s': x [B, *sample], one time step -> spikes
+      [B, *sample]; the membrane and spikes (with their autograd graph, so backward is exact
+      BPTT) are kept until `reset()` (what `functional.reset_net` calls), exactly as the node
+      steps. The input rank follows `snn.LIF` (`LIF._check_input`): *sample is [C, H, W] or [F]
+      unless sample_dims is set (`convert(model, example=x)` sets it from one example call).
+    Raises ValueError for a rank the layout does not allow, for a single-step input whose shape
+    differs from the previous step's, and RuntimeError for a multi-step call while single-step
+    state is held, or a second multi-step call of this layer within one forward of the
+    converted model (see ForwardScope).
+    u_mean is the mean of the pre-reset membrane H of the call (one step in 's' mode)."""
+
+    def __init__(self, input_gain: float = 1.0, step_mode: str = "m", **lif_kwargs):
         super().__init__(**lif_kwargs)
         if isinstance(input_gain, bool) or not isinstance(input_gain, (int, float)) or not 0 < input_gain <= 1:
             raise ValueError(f"input_gain must be a real number in (0, 1] (1/tau of decay_input=True, else 1), "
                              f"got {input_gain!r}")
         self.input_gain = float(input_gain)
+        self._step_mode = _check_step_mode(step_mode)
+        self.where = "<model>"  # the path in the converted model, for messages
+        self.scope: ForwardScope | None = None
+        self._scope_forward = 0  # the scope's forward that last called this layer
+        self._u_prev: torch.Tensor | None = None  # single-step state: H(t-1) and S(t-1), with their graph
+        self._o_prev: torch.Tensor | None = None
+
+    @property
+    def step_mode(self) -> str:
+        return self._step_mode
+
+    @step_mode.setter
+    def step_mode(self, value: str) -> None:
+        self._step_mode = _check_step_mode(value)
+
+    def supported_step_mode(self) -> tuple[str, ...]:
+        return STEP_MODES
+
+    @property
+    def reset(self) -> "ResetRule":
+        """The reset rule, 'hard' or 'soft' as in `snn.LIF`; calling it, as SpikingJelly's
+        functional.reset_net does, forgets the single-step state (see ResetRule)."""
+        return ResetRule(self._reset, self)
+
+    @reset.setter
+    def reset(self, value: str) -> None:
+        LIF.reset.fset(self, value)
+
+    def reset_state(self) -> None:
+        """Forget the single-step state: the next step starts from V = 0."""
+        self._u_prev = self._o_prev = None
+
+    def detach(self) -> None:
+        """Cut the single-step state's autograd graph (SpikingJelly's detach_net: truncated BPTT)."""
+        if self._u_prev is not None:
+            self._u_prev, self._o_prev = self._u_prev.detach(), self._o_prev.detach()
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        for key in ("_u_prev", "_o_prev"):  # a copy does not own the original's graph
+            if state.get(key) is not None:
+                state[key] = state[key].detach()
+        return state
+
+    def _sample_dims_hint(self) -> str:
+        return (f"declare it: convert(model, example=x) records every node's sample rank from one call, or set "
+                f"this layer's sample_dims = k ({self.where!r}: k sample dimensions after [T, B])")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() < 2:
-            raise ValueError(f"a converted SpikingJelly layer takes a time-major tensor [T, B, ...] with at least 2 "
-                             f"dimensions (the whole sequence in one call), got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        if self._step_mode == "s":
+            return self._step(x)
+        self._check_input(x)
+        if self._u_prev is not None:
+            raise RuntimeError(f"converted layer {self.where!r} holds the membrane of single-step calls; call "
+                               f"functional.reset_net(model) before a multi-step call (a multi-step call scans "
+                               f"its whole sequence from V = 0)")
+        scope = self.scope
+        if scope is not None and scope.active and not torch.compiler.is_compiling():
+            if self._scope_forward == scope.forward:
+                raise RuntimeError(
+                    f"converted layer {self.where!r} is called a second time within one forward: SpikingJelly "
+                    f"carries the node's membrane from the first call into the second, which a multi-step "
+                    f"converted layer cannot do. Give each use its own node (copy.deepcopy) before convert, or "
+                    f"run the model in single-step mode (functional.set_step_mode(model, 's')), where the "
+                    f"state carries exactly")
+            self._scope_forward = scope.forward
         if self.input_gain != 1.0:
             x = x * self.input_gain
-        if self.sample_dims is not None or x.dim() in (3, 5):
-            return super().forward(x)
-        return super().forward(x.reshape(x.shape[0], x.shape[1], -1)).reshape(x.shape)
+        return super().forward(x)
+
+    def _step(self, x: torch.Tensor) -> torch.Tensor:
+        """One time step: x'(t) = gain x(t) + decay V(t-1), V(t-1) the post-reset membrane of the
+        previous step (H (1 - S) hard, H - vth S soft, S detached with detach_reset), scanned as
+        T = 1, whose u(0) is its input: u(0) = H(t)."""
+        self._check_input(x, time_major=False)
+        if self.input_gain != 1.0:
+            x = x * self.input_gain
+        if self._u_prev is not None:
+            if self._u_prev.shape != x.shape:
+                raise ValueError(f"converted layer {self.where!r} got a step of shape {tuple(x.shape)} after one of "
+                                 f"{tuple(self._u_prev.shape)}: call functional.reset_net(model) between sequences")
+            o = self._o_prev.detach() if self.detach_reset else self._o_prev
+            v = self._u_prev * (1.0 - o) if self._reset == "hard" else self._u_prev - self.vth * o
+            x = x + self.decay * v
+        spikes = super().forward(x.unsqueeze(0))[0]
+        self._u_prev, self._o_prev = x, spikes
+        return spikes
 
     def extra_repr(self) -> str:
-        return f"input_gain={self.input_gain:g}, " + super().extra_repr()
+        return (f"input_gain={self.input_gain:g}, " + (f"step_mode='s', " if self._step_mode == "s" else "")
+                + super().extra_repr())
 
 
 @dataclass(frozen=True)
@@ -117,32 +271,57 @@ class Mapping:
     params: LIFParams
     input_gain: float = 1.0
 
-    def build(self, *, im: bool, backend: str) -> LIF:
-        kwargs = dict(dataclasses.asdict(self.params), im=im, backend=backend)
+    def build(self, *, im: bool, backend: str, sample_dims: int | None = None) -> LIF:
+        kwargs = dict(dataclasses.asdict(self.params), im=im, backend=backend, sample_dims=sample_dims)
         return ConvertedLIF(self.input_gain, **kwargs)
 
 
-class SequenceDropout(nn.Module):
-    """SpikingJelly's multi-step `layer.Dropout` / `layer.Dropout2d` without state: one mask per
-    call, drawn as SpikingJelly draws it (`F.dropout` / `F.dropout2d` of ones shaped like one time
-    step, the same random numbers) and shared by the call's T steps. SpikingJelly keeps its mask
-    until `reset_net`; a converted model has no reset_net, and a kept mask would then never change.
+class SequenceDropout(_StatefulBase):
+    """SpikingJelly's `layer.Dropout` / `layer.Dropout2d` in its two step modes, drawing its mask as
+    SpikingJelly draws it (`F.dropout` / `F.dropout2d` of ones shaped like one time step, the same
+    random numbers). step_mode='m': one mask per call, shared by the call's T steps (SpikingJelly
+    keeps its mask until `reset_net`; a converted multi-step model has no reset_net, and a kept
+    mask would then never change). step_mode='s': the mask of the first training step is kept
+    until `reset()` (`functional.reset_net`), as SpikingJelly does.
 
-    p: the drop probability; channels: drop whole channels (Dropout2d). forward: x [T, B, ...] ->
-    x * mask in training, x in eval."""
+    p: the drop probability; channels: drop whole channels (Dropout2d); step_mode: 'm' or 's'
+    (ValueError otherwise). forward: x [T, B, ...] ('m') or [B, ...] ('s') -> x * mask in
+    training, x in eval; ValueError for a single-step input whose shape differs from the kept
+    mask's."""
 
-    def __init__(self, p: float, channels: bool = False):
+    def __init__(self, p: float, channels: bool = False, step_mode: str = "m"):
         super().__init__()
         self.p, self.channels = float(p), channels
+        self._step_mode = _check_step_mode(step_mode)
+        self._mask: torch.Tensor | None = None
+
+    step_mode = ConvertedLIF.step_mode
+    supported_step_mode = ConvertedLIF.supported_step_mode
+
+    def reset(self) -> None:
+        """Forget the single-step mask (SpikingJelly's reset_net calls this: the next training
+        step draws a new one)."""
+        self._mask = None
+
+    def detach(self) -> None:
+        """Nothing to detach: the mask has no graph."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
         drop = F.dropout2d if self.channels else F.dropout
-        return x * drop(torch.ones_like(x[0]), self.p, training=True)
+        if self._step_mode == "m":
+            return x * drop(torch.ones_like(x[0]), self.p, training=True)
+        if self._mask is None:
+            self._mask = drop(torch.ones_like(x), self.p, training=True)
+        elif self._mask.shape != x.shape:
+            raise ValueError(f"SequenceDropout got a step of shape {tuple(x.shape)} while it keeps a mask of shape "
+                             f"{tuple(self._mask.shape)}: call functional.reset_net(model) between sequences")
+        return x * self._mask
 
     def extra_repr(self) -> str:
-        return f"p={self.p}" + (", channels=True" if self.channels else "")
+        return (f"p={self.p}" + (", channels=True" if self.channels else "")
+                + (", step_mode='s'" if self._step_mode == "s" else ""))
 
 
 @dataclass(frozen=True)
@@ -152,7 +331,7 @@ class DropoutMapping:
     p: float
     channels: bool
 
-    def build(self, *, im: bool, backend: str) -> nn.Module:
+    def build(self, *, im: bool, backend: str, sample_dims: int | None = None) -> nn.Module:
         return SequenceDropout(self.p, self.channels)
 
 
@@ -232,8 +411,9 @@ def mapping_of(node: nn.Module) -> Mapping:
                               f"neuron.{', neuron.'.join(SUPPORTED_NODES)}; a subclass may change their equations)")
     problems = []
     if node.step_mode != "m":
-        problems.append(f"step_mode={node.step_mode!r} (a single-step node is driven one time step per call "
-                        f"and keeps its state; snn.LIF scans a whole [T, B, ...] call: use step_mode='m')")
+        problems.append(f"step_mode={node.step_mode!r} (convert the model in multi-step mode, "
+                        f"functional.set_step_mode(model, 'm'); afterwards set_step_mode(model, 's') steps the "
+                        f"converted layers exactly)")
     if node.v_reset is not None and node.v_reset != 0.0:
         problems.append(f"v_reset={node.v_reset} (accepted: 0.0, the hard reset, or None, the soft reset)")
     if node.store_v_seq:
@@ -292,13 +472,21 @@ def plan(model: nn.Module) -> dict[nn.Module, Mapping | DropoutMapping]:
     if isinstance(model, torch._dynamo.eval_frame.OptimizedModule):
         raise ConversionError("model is wrapped by torch.compile: convert the original module, then compile it")
     modules = dict(model.named_modules())
+    every_path: dict[nn.Module, list[str]] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        every_path.setdefault(module, []).append(path or "<model>")
     mappings, refused = {}, []
     for path, module in modules.items():
-        if not isinstance(module, base.MemoryModule):
+        if not isinstance(module, base.MemoryModule) or isinstance(module, (ConvertedLIF, SequenceDropout)):
             continue
         where = path or "<model>"
         wrapper = _checkpoint_wrapper(path, modules)
         try:
+            if len(every_path[module]) > 1:
+                raise ConversionError(
+                    f"one module registered at {len(every_path[module])} paths ({', '.join(every_path[module])}): "
+                    f"SpikingJelly carries its state from one use into the next within a forward, which a "
+                    f"converted multi-step layer cannot; give each use its own module (copy.deepcopy)")
             if wrapper is not None:
                 raise ConversionError(f"inside the checkpoint wrapper {wrapper!r}, whose forward calls the "
                                       f"node's functional forward itself (convert before checkpointing)")
@@ -313,38 +501,127 @@ def plan(model: nn.Module) -> dict[nn.Module, Mapping | DropoutMapping]:
     return mappings
 
 
-def convert(model: nn.Module, *, backend: str = "auto", im: bool = True) -> nn.Module:
+def residual_branches(model: nn.Module) -> list[str]:
+    """Paths of the SpikingJelly nodes of model that lie inside the residual branch of a block of
+    SpikingJelly's model zoo, the layers this project's own ResNets leave out of IM-Loss (im=False,
+    `snn.models.resnet`: a branch learns a small perturbation of what the shortcut carries).
+
+        spiking_resnet.BasicBlock   sn1            (sn2 fires on branch + shortcut: the block's output)
+        spiking_resnet.Bottleneck   sn1, sn2       (sn3: the output)
+        sew_resnet.BasicBlock       sn1, sn2       (the output is the sum; downsample_sn is the shortcut's)
+        sew_resnet.Bottleneck       sn1, sn2, sn3
+        ms_resnet blocks (MS-ResNet, MaxResNet)  spike1, spike2  (the membrane shortcut has no neuron)
+
+    Only these exact block classes are recognized (a subclass may route its layers differently);
+    the stem, head and shortcut neurons are not listed. model: any nn.Module (TypeError
+    otherwise); [] when it holds no such block. Raises ImportError without SpikingJelly."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _sj()
+    from spikingjelly.activation_based.model import ms_resnet, sew_resnet, spiking_resnet
+
+    inside = {spiking_resnet.BasicBlock: ("sn1",), spiking_resnet.Bottleneck: ("sn1", "sn2"),
+              sew_resnet.BasicBlock: ("sn1", "sn2"), sew_resnet.Bottleneck: ("sn1", "sn2", "sn3")}
+    for name in ("_MSBlock", "_MaxResNetBlock", "_MaxResNetMaxBlock"):
+        if hasattr(ms_resnet, name):
+            inside[getattr(ms_resnet, name)] = ("spike1", "spike2")
+    paths = []
+    for path, block in model.named_modules():
+        for name in inside.get(type(block), ()):
+            if block._modules.get(name) is not None:
+                paths.append(f"{path}.{name}" if path else name)
+    return paths
+
+
+def _sample_ranks(model: nn.Module, example, nodes) -> dict[nn.Module, int]:
+    """The sample rank (input dimensions after [T, B]) each node in nodes sees when model runs on
+    example once, in eval mode without grad; the model's modes and state are restored after."""
+    from spikingjelly.activation_based import functional
+
+    ranks = {}
+
+    def record(node, args, out) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            ranks.setdefault(node, args[0].dim() - 2)
+
+    hooks = [node.register_forward_hook(record) for node in nodes]
+    modes = {m: m.training for m in model.modules()}
+    try:
+        functional.reset_net(model)
+        model.eval()
+        with torch.no_grad():
+            model(*example) if isinstance(example, tuple) else model(example)
+    except Exception as error:
+        raise ValueError(f"convert(example=...): the model's forward on the example failed ({type(error).__name__}: "
+                         f"{error}); pass one input the model takes, [T, B, ...] for a multi-step model") from error
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, training in modes.items():
+            m.training = training
+        functional.reset_net(model)
+    return ranks
+
+
+def convert(model: nn.Module, *, backend: str = "auto", im: bool = True, example=None) -> nn.Module:
     """Replace every SpikingJelly LIFNode / IFNode / ParametricLIFNode (frozen w) of model, in
     place, by a `ConvertedLIF` (an `snn.LIF`) with the same equations (see the module docstring),
-    and every multi-step layer.Dropout / Dropout2d by a stateless `SequenceDropout`, keeping every
-    other module, weight and the train/eval mode; returns model, ready for `snn.im_loss(model)`
-    and `snn.ESG(model, ...)`.
+    and every multi-step layer.Dropout / Dropout2d by a `SequenceDropout`, keeping every other
+    module, weight and the train/eval mode; returns model, ready for `snn.im_loss(model)` and
+    `snn.ESG(model, ...)`. A model that is itself one node cannot be replaced in place: the new
+    layer is returned (the node is left as it was).
 
-    backend: the LIFs' `kernels.lif_scan` backend, one of kernels.BACKENDS. im: each converted
-    LIF's `im` flag (set `.im = False` afterwards on layers IM-Loss should leave alone, e.g. inside
-    residual branches). A node registered at several paths becomes one LIF at all of them.
-    The converted model is stateless per call: input [T, B, ...] with the whole sequence (any
-    shape a SpikingJelly multi-step node takes).
+    backend: the LIFs' `kernels.lif_scan` backend, one of kernels.BACKENDS. im: True gives every
+    converted LIF im=True except those inside the residual branches of SpikingJelly's zoo ResNets
+    (`residual_branches`), as this project's ResNets do; False gives all im=False.
+    example: None, or one input of model ([T, B, ...], a tuple for several arguments): convert
+    then runs model once on it (eval mode, no grad, state reset after) and gives each converted
+    layer the sample rank its node saw as `sample_dims`, which layouts other than [T, B, C, H, W]
+    and [T, B, F] need (e.g. [T, B, C, N] in a Spikformer); without it those layers refuse such
+    inputs rather than guess which dimension is time.
+
+    The converted model computes, per call, what the original computes with reset_net before
+    the call: multi-step ('m'), the whole [T, B, ...] sequence in one call; after
+    `functional.set_step_mode(model, 's')`, one [B, ...] step per call with state kept until
+    `functional.reset_net(model)`, equal to SpikingJelly step by step (gradients included).
 
     Raises ConversionError (a ValueError) before changing anything when any stateful module has
-    no exact equivalent, with its path and setting; ValueError / TypeError for backend or im;
-    ImportError when SpikingJelly is not installed.
+    no exact equivalent (also one module registered at several paths), with its path and
+    setting; ValueError for a bad backend or an example the model's forward fails on;
+    TypeError for im; ImportError when SpikingJelly is not installed.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if not isinstance(im, bool):
         raise TypeError(f"im must be a bool, got {im!r}")
     mappings = plan(model)
-    replacements = {old: m.build(im=im, backend=backend).train(old.training) for old, m in mappings.items()}
+    ranks = _sample_ranks(model, example, [m for m, spec in mappings.items() if isinstance(spec, Mapping)]) \
+        if example is not None else {}
+    paths = {m: path for path, m in model.named_modules()}
+    branch = set(residual_branches(model))
+    replacements = {}
+    for old, spec in mappings.items():
+        new = spec.build(im=im and paths[old] not in branch, backend=backend, sample_dims=ranks.get(old))
+        if isinstance(new, ConvertedLIF):
+            new.where = paths[old] or "<model>"
+        replacements[old] = new.train(old.training)
+    if model in replacements:  # a bare node: there is no parent to hold the new layer
+        return replacements[model]
     for parent in list(model.modules()):
-        for name, child in list(parent._modules.items()):  # every name, also a module registered twice
+        for name, child in list(parent._modules.items()):
             if child in replacements:
                 setattr(parent, name, replacements[child])
+    scope = ForwardScope()
+    for new in replacements.values():
+        if isinstance(new, ConvertedLIF):
+            new.scope = scope
+    model.register_forward_pre_hook(scope.enter)
+    model.register_forward_hook(scope.leave, always_call=True)
     from spikingjelly.activation_based import functional  # reset_net caches the modules it resets
 
     functional.invalidate_reset_cache(model)
     return model
 
 
-__all__ = ["convert", "plan", "mapping_of", "surrogate_of", "dropout_mapping_of", "ConversionError", "ConvertedLIF",
-           "SequenceDropout", "Mapping", "DropoutMapping"]
+__all__ = ["convert", "plan", "mapping_of", "surrogate_of", "dropout_mapping_of", "residual_branches",
+           "ConversionError", "ConvertedLIF", "SequenceDropout", "ForwardScope", "Mapping", "DropoutMapping"]

@@ -1,11 +1,15 @@
-"""snn.ESG: eq. 15 schedule, applied to every tanh LIF, lr-scheduler-style state."""
+"""snn.ESG: eq. 15 schedule, applied to every LIF whose surrogate has a sharpness (tanh, atan, rect),
+lr-scheduler-style state."""
 
 import io
+
+import math
 
 import pytest
 import torch
 from torch import nn
 
+import kernels
 import snn
 
 
@@ -32,17 +36,56 @@ def test_k_follows_eq15_at_start_middle_and_end(n):
     assert esg.k == pytest.approx(eq15(n - 1, n))
 
 
-def test_stepping_sets_alpha_on_every_tanh_lif_and_only_those():
+def test_stepping_sets_alpha_on_every_lif_by_its_family():
+    """tanh gets K, rect the window 2/K (the same peak slope K/2): values worked out by hand."""
     net = model()
     tanh = [m for m in snn.lif_layers(net) if m.surrogate == "tanh"]
     rect = next(m for m in snn.lif_layers(net) if m.surrogate == "rect")
     esg = snn.ESG(net, epochs=10, k_min=2.0, k_max=8.0)
-    assert [m.alpha for m in tanh] == [2.0] * 3
+    assert [m.alpha for m in tanh] == [2.0] * 3 and rect.alpha == 1.0  # 2 / 2
     before = [m.alpha for m in tanh]
     esg.step()
+    k1 = ((10 ** 0.1 - 1) * 8.0 + (10 - 10 ** 0.1) * 2.0) / 9  # eq. 15 at i = 1, N = 10: (0.258925 * 8 + 8.741075 * 2) / 9
+    assert esg.k == pytest.approx(k1) and k1 == pytest.approx(2.172617, abs=1e-6)
     assert all(m.alpha == esg.k != b for m, b in zip(tanh, before))
-    assert esg.k == pytest.approx(eq15(1, 10, 2.0, 8.0))
-    assert rect.alpha == 1.0
+    assert rect.alpha == pytest.approx(2 / k1) and rect.alpha == pytest.approx(0.920549, abs=1e-6)
+
+
+@pytest.mark.parametrize("surrogate, k, alpha", [("tanh", 1.0, 1.0), ("tanh", 10.0, 10.0), ("rect", 1.0, 2.0),
+                                                  ("rect", 10.0, 0.2), ("rect", 4.0, 0.5), ("atan", 3.0, 3.0)])
+def test_esg_alpha_by_hand(surrogate, k, alpha):
+    assert snn.esg_alpha(surrogate, k) == pytest.approx(alpha)
+
+
+@pytest.mark.parametrize("surrogate", ["tanh", "rect", "atan"])
+@pytest.mark.parametrize("k", [1.0, 3.5, 10.0])
+def test_every_family_has_the_tanh_peak_slope_at_k(surrogate, k):
+    """d phi / du at threshold, from each family's primitive (autograd, not the kernels): K / 2."""
+    alpha = snn.esg_alpha(surrogate, k)
+    x = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    phi = {"tanh": lambda x: 0.5 * torch.tanh(alpha * x) + 0.5,
+           "atan": lambda x: torch.atan(math.pi / 2 * alpha * x) / math.pi + 0.5,
+           "rect": lambda x: torch.clamp(x / alpha + 0.5, 0.0, 1.0)}[surrogate]
+    (slope,) = torch.autograd.grad(phi(x), x)
+    assert slope.item() == pytest.approx(k / 2)
+
+
+@pytest.mark.skipif("atan" not in kernels.SURROGATES, reason="the atan surrogate is not in kernels yet")
+def test_atan_lifs_get_k():
+    net = nn.Sequential(snn.LIF(surrogate="atan"), snn.LIF(surrogate="rect"))
+    esg = snn.ESG(net, epochs=4, k_min=2.0, k_max=6.0)
+    esg.step()
+    assert net[0].alpha == esg.k and net[1].alpha == pytest.approx(2 / esg.k)
+
+
+def test_rect_model_alone_is_scheduled():
+    """A model of rect LIFs only (SpikingJelly's ms_resnet, converted) gets the width 2/K."""
+    net = nn.Sequential(snn.LIF(surrogate="rect", alpha=1.0))
+    esg = snn.ESG(net, epochs=5, k_min=1.0, k_max=10.0)
+    assert net[0].alpha == 2.0
+    for _ in range(4):
+        esg.step()
+    assert net[0].alpha == pytest.approx(2 / esg.k) and esg.k == pytest.approx((10 ** 0.8 - 1) * 10 / 9 + (10 - 10 ** 0.8) / 9)
 
 
 def test_state_dict_round_trip():
@@ -55,7 +98,7 @@ def test_state_dict_round_trip():
     other.load_state_dict(state)
     assert other.state_dict() == state
     assert other.k == esg.k
-    assert all(m.alpha == esg.k for m in snn.lif_layers(other_model) if m.surrogate == "tanh")
+    assert all(m.alpha == snn.esg_alpha(m.surrogate, esg.k) for m in snn.lif_layers(other_model))
     esg.step()
     other.step()
     assert other.k == esg.k
@@ -88,9 +131,13 @@ def test_bad_arguments(kwargs, error, words):
         snn.ESG(model(), **kwargs)
 
 
-def test_model_without_tanh_lif_is_rejected():
-    with pytest.raises(ValueError, match="tanh"):
-        snn.ESG(nn.Sequential(snn.LIF(surrogate="rect")), epochs=5)
+def test_model_without_a_scheduled_surrogate_is_rejected():
+    with pytest.raises(ValueError, match="no snn.LIF"):
+        snn.ESG(nn.Linear(2, 2), epochs=5)
+    with pytest.raises(ValueError, match=r"layers 1 \('dspike'\).*rules: tanh, atan, rect.*select_temperature"):
+        snn.ESG(nn.Sequential(snn.LIF(), snn.LIF(surrogate="dspike")), epochs=5)
+    with pytest.raises(ValueError, match="no rule for surrogate 'dspike'"):
+        snn.esg_alpha("dspike", 2.0)
 
 
 @pytest.mark.parametrize("k", [2.0 ** -125, 2.0 ** 126])

@@ -117,7 +117,7 @@ def test_spikes_bit_exact_on_many_neurons(setting):
     x = torch.randn(8, 1 << 18, generator=torch.Generator().manual_seed(11)) * 1.5 + 0.3
     with torch.no_grad():
         theirs = nn.Sequential(SUPPORTED[setting]())(x)
-        ours = sj.convert(nn.Sequential(SUPPORTED[setting]()))(x)
+        ours = sj.convert(nn.Sequential(SUPPORTED[setting]()), example=x)(x)
     assert 0.01 < theirs.mean() < 0.5
     assert torch.equal(ours, theirs), f"{(ours != theirs).sum().item()} of {ours.numel()} spikes differ"
 
@@ -155,12 +155,17 @@ def test_torch_compile_matches():
 
 @pytest.mark.parametrize("shape", [(4, 6, 3, 10), (4, 30), (4, 2, 3, 2, 2, 2)])
 def test_any_time_major_shape_like_spikingjelly(shape):
-    """SpikingJelly's multi-step nodes take any [T, ...]; so does the converted layer (e.g. after a
-    Conv1d, [T, B, C, L]), spikes and input gradient equal to the original's."""
+    """SpikingJelly's multi-step nodes take any [T, ...]; so does the converted layer once convert
+    has seen the layout in an example call (e.g. after a Conv1d, [T, B, C, L]), spikes and input
+    gradient equal to the original's. Without the example the layer refuses the rank rather than
+    guess which dimension is time (snn.LIF's rule)."""
     x0 = torch.randn(shape, generator=torch.Generator().manual_seed(10)) * 2.0
+    with pytest.raises(ValueError, match=r"time-major.*convert\(model, example=x\)"):
+        sj.convert(nn.Sequential(SUPPORTED["lif-tau3-sigmoid2"]()))(x0)
+    converted = sj.convert(nn.Sequential(SUPPORTED["lif-tau3-sigmoid2"]()), example=x0)
+    assert converted[0].sample_dims == len(shape) - 2
     spikes, grads = [], []
-    for model in (nn.Sequential(SUPPORTED["lif-tau3-sigmoid2"]()),
-                  sj.convert(nn.Sequential(SUPPORTED["lif-tau3-sigmoid2"]()))):
+    for model in (nn.Sequential(SUPPORTED["lif-tau3-sigmoid2"]()), converted):
         x = x0.clone().requires_grad_()
         s = model(x)
         (s * torch.arange(s.numel()).reshape(s.shape).cos()).sum().backward()
@@ -220,17 +225,15 @@ def test_surrogate_slope_is_half_of_sigmoid_alpha():
     torch.testing.assert_close(g_tanh, g_sigmoid)
 
 
-def test_convert_keeps_modules_weights_mode_and_sharing():
+def test_convert_keeps_modules_weights_and_mode():
     torch.manual_seed(4)
     model = conv_net(SUPPORTED["lif-default"]).eval()
-    shared = model[1]
-    model.add_module("again", shared)  # one node registered twice
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     others = {name: m for name, m in model.named_modules()
               if not isinstance(m, (neuron.BaseNode, surrogate.SurrogateFunctionBase))}
     out = sj.convert(model, backend="torch", im=False)
     assert out is model
-    assert model[1] is model.again and isinstance(model[1], sj.ConvertedLIF)
+    assert isinstance(model[1], sj.ConvertedLIF) and isinstance(model[3], sj.ConvertedLIF)
     assert all(dict(model.named_modules())[name] is m for name, m in others.items())
     assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
     assert all(not m.training and not m.im and m.backend == "torch" for m in snn.lif_layers(model))
@@ -471,5 +474,227 @@ def test_bad_arguments():
         sj.convert(conv_net(SUPPORTED["lif-default"]), im=1)
     with pytest.raises(ValueError, match="input_gain"):
         sj.ConvertedLIF(input_gain=1.5)
-    with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\] with at least 2 dimensions.*\(5,\)"):
+    with pytest.raises(ValueError, match=r"time-major.*\(5,\)"):
         sj.convert(nn.Sequential(neuron.LIFNode(step_mode="m")))(torch.ones(5))
+    with pytest.raises(ValueError, match="step_mode must be 'm'.*or 's'.*got 'x'"):
+        sj.ConvertedLIF(step_mode="x")
+    with pytest.raises(ValueError, match="example.*failed"):
+        sj.convert(conv_net(SUPPORTED["lif-default"]), example=torch.ones(2, 2, 5))
+
+
+# --- single-step mode, a node used twice, a bare node ---------------------------------------------
+
+def step_net(node) -> nn.Sequential:
+    """conv_net with SpikingJelly's step-mode layers (SeqToANNContainer has no single-step mode),
+    BN's scale and the second convolution enlarged so that both layers spike."""
+    model = nn.Sequential(
+        layer.Conv2d(3, 6, 3, padding=1, bias=False, step_mode="m"), layer.BatchNorm2d(6, step_mode="m"), node(),
+        layer.Conv2d(6, 8, 3, padding=1, bias=False, step_mode="m"), layer.AvgPool2d(2, step_mode="m"), node(),
+        layer.Flatten(step_mode="m"), layer.Linear(8 * 4 * 4, 10, step_mode="m"),
+    )
+    with torch.no_grad():  # 10-45% of neurons spike in both layers for each setting tested
+        model[1].weight.mul_(3.0)
+        model[3].weight.mul_(24.0)
+    return model
+
+
+def run_steps(model, x, y, sequences=1):
+    """set_step_mode 's', reset_net, then `sequences` times: each step of x through model one call
+    at a time (reset_net only before the first sequence, so state carries into the next); a CE
+    backward on all logits: (logits [sequences, T, B, 10], every parameter's grad)."""
+    functional.set_step_mode(model, "s")
+    functional.reset_net(model)
+    model.zero_grad(set_to_none=True)
+    logits = torch.stack([torch.stack([model(x[t]) for t in range(len(x))]) for _ in range(sequences)])
+    F.cross_entropy(logits.mean(1).flatten(0, 1), y.repeat(sequences)).backward()
+    return logits.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+STEPPED = {**SUPPORTED,  # a soft reset with vth != 1, so that V - vth S and V - S differ
+           "lif-soft-vth": lambda: neuron.LIFNode(tau=2.5, v_reset=None, v_threshold=0.75, step_mode="m")}
+
+
+@pytest.mark.parametrize("setting", ["lif-tau3-sigmoid2", "lif-tau4-soft-detach", "lif-no-decay-input",
+                                     "if-soft-detach-rect", "plif-frozen", "lif-soft-vth"])
+def test_single_step_mode_equals_spikingjelly_step_by_step(setting):
+    """After functional.set_step_mode(model, 's') a converted model steps one [B, C, H, W] time
+    step per call with its membrane kept between calls, as SpikingJelly does: equal logits at
+    every step, and gradients (backpropagated through the kept state: BPTT) to fp32 rounding.
+    Two sequences without reset_net in between: the state carries into the second too."""
+    torch.manual_seed(20)
+    original = step_net(STEPPED[setting])
+    converted = sj.convert(copy.deepcopy(original))
+    x, y = _data(seed=20)
+    l0, g0 = run_steps(original, x, y, sequences=2)
+    l1, g1 = run_steps(converted, x, y, sequences=2)
+    assert all(m.step_mode == "s" for m in snn.lif_layers(converted))
+    assert not torch.allclose(l0[0], l0[1], atol=1e-3), "the data must make the carried state matter"
+    torch.testing.assert_close(l1, l0, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5 * a.abs().max().item())
+
+
+def test_single_step_state_is_reset_by_reset_net_and_cut_by_detach_net():
+    torch.manual_seed(21)
+    model = sj.convert(step_net(SUPPORTED["lif-tau3-sigmoid2"]))
+    x, _ = _data(seed=21)
+    functional.set_step_mode(model, "s")
+    with torch.no_grad():
+        functional.reset_net(model)
+        first = torch.stack([model(x[t]) for t in range(len(x))])
+        carried = torch.stack([model(x[t]) for t in range(len(x))])
+        functional.reset_net(model)
+        again = torch.stack([model(x[t]) for t in range(len(x))])
+    assert torch.equal(first, again) and not torch.equal(first, carried)
+    lif = model[2]
+    assert lif.reset == "hard" and lif.params.reset == "hard"  # still the reset rule as a setting
+    model(x[0])
+    assert lif._u_prev.requires_grad
+    functional.detach_net(model)
+    assert not lif._u_prev.requires_grad and not lif._o_prev.requires_grad
+
+
+def test_a_batch_is_never_scanned_as_time():
+    """A single-step batch [B, C, H, W] fed to a multi-step converted layer is refused (before:
+    scanned over B as if it were time), also after a multi-step model was switched partly."""
+    model = sj.convert(step_net(SUPPORTED["lif-default"]))
+    x, _ = _data(seed=22)
+    with pytest.raises(ValueError, match=r"time-major.*\(6, 6, 8, 8\)"):
+        model[2](model[1](model[0](x))[0])  # one step's [B, C, H, W] into a multi-step layer
+    functional.set_step_mode(model, "s")
+    with pytest.raises(ValueError, match=r"one time step.*\(4, 6, 3, 8, 8\).*multi-step mode"):
+        model[2](x)  # a whole [T, B, C, H, W] sequence into a single-step layer
+
+
+def test_mixing_modes_and_shapes_needs_reset_net():
+    model = sj.convert(step_net(SUPPORTED["lif-default"]))
+    x, _ = _data(seed=23)
+    functional.set_step_mode(model, "s")
+    functional.reset_net(model)
+    model(x[0])
+    with pytest.raises(ValueError, match=r"'2' got a step of shape \(3, 6, 8, 8\).*reset_net"):
+        model(x[0, :3])
+    functional.set_step_mode(model, "m")
+    with pytest.raises(RuntimeError, match="'2' holds the membrane of single-step calls.*reset_net"):
+        model(x)
+    functional.reset_net(model)
+    assert model(x).shape == (4, 6, 10)
+
+
+def test_single_step_dropout_keeps_its_mask_until_reset_net():
+    def model():
+        return nn.Sequential(layer.Dropout(p=0.5, step_mode="m"), SUPPORTED["lif-tau3-sigmoid2"]())
+
+    original, converted = model(), sj.convert(model())
+    for m in (original, converted):
+        functional.set_step_mode(m, "s")
+        functional.reset_net(m)
+    x = torch.randn(3, 5, 6) + 1.0
+    torch.manual_seed(24)
+    theirs = [original[0](x[t]) for t in range(3)]
+    torch.manual_seed(24)
+    ours = [converted[0](x[t]) for t in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs)) and (ours[0] == 0).any()
+    assert torch.equal(ours[0] == 0, ours[2] == 0), "one mask for the whole sequence"
+    functional.reset_net(converted)
+    assert not torch.equal(converted[0](x[0]) == 0, ours[0] == 0), "a new mask after reset_net"
+
+
+class Twice(nn.Module):
+    """One node called twice per forward: SpikingJelly carries its membrane into the second call."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = layer.Linear(5, 5, step_mode="m")
+        with torch.no_grad():
+            self.fc.weight.mul_(6.0)
+        self.sn = SUPPORTED["lif-tau3-sigmoid2"]()
+
+    def forward(self, x):
+        return self.sn(self.fc(self.sn(x)))
+
+
+def test_a_node_registered_twice_is_refused():
+    model = conv_net(SUPPORTED["lif-default"])
+    model.add_module("again", model[1])
+    modules, state = _snapshot(model)
+    with pytest.raises(sj.ConversionError, match=r"registered at 2 paths \(1, again\).*copy.deepcopy"):
+        sj.convert(model)
+    assert [(n, m) for n, m in model.named_modules()] == modules
+
+
+def test_a_node_called_twice_in_one_forward_is_refused_multi_step_and_exact_single_step():
+    torch.manual_seed(25)
+    original = Twice()
+    converted = sj.convert(copy.deepcopy(original))
+    x = torch.randn(4, 3, 5) * 3 + 1
+    with pytest.raises(RuntimeError, match=r"'sn' is called a second time within one forward.*copy.deepcopy"):
+        converted(x)
+    converted.sn(x), converted.sn(x)  # outside a forward of the model each call is a whole sequence
+    functional.set_step_mode(converted, "s")
+    functional.set_step_mode(original, "s")
+    outs = []
+    for model in (original, converted):
+        functional.reset_net(model)
+        xs = x.clone().requires_grad_()
+        out = torch.stack([model(xs[t]) for t in range(4)])
+        (out * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
+        outs.append((out.detach(), xs.grad))
+    assert torch.equal(outs[0][0], outs[1][0]) and 0 < outs[0][0].mean() < 1
+    torch.testing.assert_close(outs[1][1], outs[0][1], rtol=1e-4, atol=1e-6)
+
+
+def test_a_bare_node_is_converted():
+    node = SUPPORTED["lif-tau3-sigmoid2"]()
+    lif = sj.convert(node)
+    assert isinstance(lif, sj.ConvertedLIF) and isinstance(node, neuron.LIFNode)
+    x = torch.randn(4, 3, 5) * 2
+    with torch.no_grad():
+        assert torch.equal(lif(x), node(x))
+
+
+# --- SpikingJelly's zoo ResNets: exact, and IM-Loss's layer choice --------------------------------
+
+# The residual rule worked out per block from SpikingJelly's forward code: spiking_resnet's sn1
+# fires inside the branch, sn2 on branch + shortcut; SEW's sn1 and sn2 both fire inside the branch
+# (the block outputs the sum), downsample_sn on the shortcut; MS-ResNet's spike1 and spike2 both
+# open the branch's convolutions (the membrane shortcut has no neuron), head_lif is outside.
+BLOCKS = [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+IM_FALSE = {"spiking_resnet18": [f"{b}.sn1" for b in BLOCKS],
+            "sew_resnet18": [f"{b}.{n}" for b in BLOCKS for n in ("sn1", "sn2")],
+            "ms_resnet18": [f"{b}.{n}" for b in BLOCKS for n in ("spike1", "spike2")]}
+IM_TRUE = {"spiking_resnet18": ["sn1"] + [f"{b}.sn2" for b in BLOCKS],
+           "sew_resnet18": ["sn1", "layer2.0.downsample_sn", "layer3.0.downsample_sn", "layer4.0.downsample_sn"],
+           "ms_resnet18": ["head_lif"]}
+
+
+@pytest.mark.parametrize("name", list(IM_FALSE))
+def test_zoo_resnets_leave_residual_branches_out_of_im_loss(name):
+    from bench.test_spikingjelly_convert import zoo_model
+
+    torch.manual_seed(26)
+    original = zoo_model(name)
+    converted = sj.convert(copy.deepcopy(original))
+    flags = {path: m.im for path, m in converted.named_modules() if isinstance(m, snn.LIF)}
+    assert sorted(p for p, im in flags.items() if not im) == sorted(IM_FALSE[name])
+    assert sorted(p for p, im in flags.items() if im) == sorted(IM_TRUE[name])
+    assert sorted(sj.residual_branches(original)) == sorted(IM_FALSE[name])
+    assert not any(m.im for m in snn.lif_layers(sj.convert(copy.deepcopy(original), im=False)))
+    x = torch.randn(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(26)) * 2
+    y = torch.tensor([1, 7])
+    outputs, grads = [], []
+    for model in (original, converted):
+        functional.reset_net(model)
+        model.zero_grad(set_to_none=True)
+        out = model(x)
+        out = out if out.dim() == 2 else out.mean(0)  # ms_resnet averages over T itself
+        F.cross_entropy(out, y).backward()
+        outputs.append(out.detach())
+        grads.append([p.grad for p in model.parameters() if p.grad is not None])
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)
+    assert len(grads[0]) == len(grads[1]) > 0
+    scale = max(a.abs().max().item() for a in grads[0])  # a BN deep in the net has grads 1e-6 of the rest
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5 * scale)
+    loss = snn.im_loss(converted)
+    assert loss.isfinite()
