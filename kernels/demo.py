@@ -58,8 +58,10 @@ def main(argv=None) -> pd.DataFrame:
     naive = table.set_index("provider").loc["naive"]
     table["speedup_vs_naive"] = naive["fwd+bwd_ms"] / table["fwd+bwd_ms"]
     table["saved_bytes_per_elem"] = table["saved_bytes"] / x.numel()
-    device = torch.cuda.get_device_name() if x.is_cuda else f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads)"
-    print(f"LIF scan fwd+bwd with the IM-Loss term, fp32, T={args.T}, N=2^{args.log2_n}, on {device}, torch {torch.__version__}")
+    cpu = f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads)"
+    device = torch.cuda.get_device_name() if x.is_cuda else cpu
+    print(f"LIF scan fwd+bwd with the IM-Loss term, fp32, T={args.T}, N=2^{args.log2_n}, on {device}, "
+          f"torch {torch.__version__}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return table
 

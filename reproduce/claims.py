@@ -39,7 +39,7 @@ from snn.esg import ESG, esg_k
 from snn.im_loss import im_loss
 from snn.neuron import LIF
 from snn.train import Config, Results
-from snn.train.engine import build_optimizer
+from snn.train.prepare import build_optimizer
 
 SCRIPT = "claims"
 HOLDS, FAILS = "HOLDS", "DOES NOT HOLD"

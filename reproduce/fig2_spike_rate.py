@@ -33,7 +33,7 @@ from snn.files import write_atomic
 from snn.neuron import LIF
 from snn.train import Config
 from snn.train.distributed import Context
-from snn.train.engine import build_data, build_model, seed_everything
+from snn.train.prepare import build_data, build_model, seed_everything
 from snn.train.loop import StepSettings, evaluate
 
 SCRIPT = "fig2_spike_rate"

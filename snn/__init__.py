@@ -16,5 +16,5 @@ from .monitor import SpikeRateMonitor
 from .neuron import LIF, lif_layers
 from .tdbn import TDBatchNorm2d
 
-__all__ = ["LIF", "lif_layers", "im_loss", "ESG", "esg_k", "esg_alpha", "TDBatchNorm2d", "TimeDistributed", "as_sequence",
-           "SpikeRateMonitor", "dspike", "models"]
+__all__ = ["LIF", "lif_layers", "im_loss", "ESG", "esg_k", "esg_alpha", "TDBatchNorm2d", "TimeDistributed",
+           "as_sequence", "SpikeRateMonitor", "dspike", "models"]

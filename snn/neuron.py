@@ -152,12 +152,17 @@ class LIF(nn.Module):
         """How a user of this class declares another sample layout (for _check_input's message)."""
         return "construct LIF(sample_dims=k) for [T, B, *sample] inputs with k sample dimensions"
 
+    def _leak(self) -> float | torch.Tensor:
+        """The decay lif_scan gets: the setting here; a subclass with a learnable decay returns
+        its 0-d tensor (lif_scan then computes its gradient)."""
+        return self._decay
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [T, B, *sample] input current -> spikes of the same shape (0/1, x.dtype); see
         sample_dims in the class docstring for the ranks accepted (ValueError otherwise)."""
         self._check_input(x)
         self.forward_had_grad = torch.is_grad_enabled()
-        spikes, self.u_mean = lif_scan(x, vth=self.vth, decay=self.decay, surrogate=self.surrogate,
+        spikes, self.u_mean = lif_scan(x, vth=self.vth, decay=self._leak(), surrogate=self.surrogate,
                                        alpha=self.alpha, reset=self._reset, detach_reset=self.detach_reset,
                                        backend=self.backend, compact_state=self.compact_state)
         self._rate = spikes.detach().mean(dtype=torch.float32)

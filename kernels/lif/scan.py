@@ -6,13 +6,13 @@ from __future__ import annotations
 import torch
 
 from .backends import ALL_FLOATS, BACKENDS, FUSED_BACKENDS, auto_backend
-
-# The backends that take float64 input, for the error message: the registry's dtypes say which.
-_FLOAT64_BACKENDS = ("naive", *(name for name, b in FUSED_BACKENDS.items() if torch.float64 in b.dtypes))
 from .dispatch import scan
 from .layout import in_layout_of
 from .naive import lif_scan_naive
 from .params import validated
+
+# The backends that take float64 input, for the error message: the registry's dtypes say which.
+_FLOAT64_BACKENDS = ("naive", *(name for name, b in FUSED_BACKENDS.items() if torch.float64 in b.dtypes))
 
 
 def _check_input(x) -> None:

@@ -25,7 +25,7 @@ from snn.data import DatasetNotFound, make_loader
 from snn.files import write_atomic
 from snn.train import Config, NonFiniteLoss, Results, run, runlock
 from snn.train.distributed import Context
-from snn.train.engine import build_data, build_model
+from snn.train.prepare import build_data, build_model
 from snn.train.loop import StepSettings, model_input
 from snn.train.presets import PRESETS
 

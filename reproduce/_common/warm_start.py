@@ -26,7 +26,8 @@ from snn.im_loss import im_loss
 from snn.neuron import lif_layers
 from snn.train import Config, checkpoint
 from snn.train.distributed import Context
-from snn.train.engine import Training, build_data, build_model, build_optimizer, seed_everything
+from snn.train.prepare import build_data, build_model, build_optimizer, seed_everything
+from snn.train.state import Training
 from snn.train.loop import StepSettings, model_input
 
 from .training import run_device

@@ -27,6 +27,12 @@ exact equivalent (d/dx of SpikingJelly's primitive function g(x), x = H - v_thre
                                           -> 'tanh' with alpha / 2
     surrogate.Rect(alpha)                 alpha on |x| < 0.5 / alpha  -> 'rect' with 1 / alpha
     surrogate.PiecewiseLeakyReLU(w, c=0)  1 / (2w) on |x| < w        -> 'rect' with 2 w
+    surrogate.ATan(alpha)                 arctan(pi/2 alpha x) / pi + 1/2   -> 'atan' with alpha
+
+A ParametricLIFNode keeps its parameter w, under the same name, in the converted layer (its
+state_dict loads strictly both ways), trainable when it was: the layer passes lif_scan the
+decay 1 - sigmoid(w) as a tensor, whose gradient the fused backward computes, and scales its
+input by sigmoid(w) (decay_input=True), so w receives SpikingJelly's gradient.
 
 SpikingJelly's multi-step `layer.Dropout` / `layer.Dropout2d` keep their mask until reset_net;
 they become a `SequenceDropout`, which draws the same mask once per call.
@@ -35,12 +41,12 @@ Everything else is refused before the model is touched (`ConversionError`, namin
 path and setting); nothing is converted approximately. Refused: any other neuron or stateful
 SpikingJelly module (including subclasses of the three nodes, which may change their equations),
 v_reset other than 0.0 and None, step_mode='s' at conversion (convert in multi-step mode, then
-switch with set_step_mode), a module registered at several paths, a learnable tau (ParametricLIFNode whose w
-requires grad), store_v_seq=True (its consumers read a v_seq the converted layer does not
-produce), an explicit neuron precision, forward hooks on a node (e.g. a SpikingJelly monitor), a
-node inside a memopt checkpoint wrapper (which calls the node's functional forward itself), any
-other surrogate or one with spiking=False, settings `kernels.LIFParams` rejects, and a model
-already wrapped by torch.compile (convert first, then compile).
+switch with set_step_mode), a module registered at several paths, store_v_seq=True (its
+consumers read a v_seq the converted layer does not produce), an explicit neuron precision,
+forward hooks on a node (e.g. a SpikingJelly monitor), a node inside a memopt checkpoint wrapper
+(which calls the node's functional forward itself), any other surrogate or one with
+spiking=False, settings `kernels.LIFParams` rejects, and a model already wrapped by
+torch.compile (convert first, then compile).
 
 State: SpikingJelly nodes keep V between calls until `functional.reset_net`. A converted layer in
 multi-step mode (step_mode='m', as converted) starts every call from V = 0 over the whole
@@ -148,10 +154,14 @@ class ConvertedLIF(LIF, _StatefulBase):
     """The `snn.LIF` that replaces a SpikingJelly node: it scales its input by input_gain before
     the scan and, like the node, runs in SpikingJelly's two step modes.
 
-    input_gain: 1/tau for decay_input=True (sigmoid(w) for ParametricLIFNode), whose charge
-    H = V + (X - V) / tau leaks the input too, while `kernels.lif_scan` has no input scale; 1.0
-    otherwise. step_mode: 'm' (default) or 's', also set by `functional.set_step_mode`
-    (ValueError for any other value). Other arguments as `snn.LIF`.
+    input_gain: 1/tau for decay_input=True, whose charge H = V + (X - V) / tau leaks the input
+    too, while `kernels.lif_scan` has no input scale; 1.0 otherwise. step_mode: 'm' (default) or
+    's', also set by `functional.set_step_mode` (ValueError for any other value).
+    w: None, or a ParametricLIFNode's 0-d parameter (1/tau = sigmoid(w), Fang et al. 2021),
+    registered here as `w` (trainable when it requires grad): the decay is then 1 - sigmoid(w),
+    recomputed every forward, and with decay_input the input gain is sigmoid(w) (input_gain must
+    then be left at 1.0). Other arguments as `snn.LIF`; `decay` reads the current 1 - sigmoid(w)
+    and cannot be assigned (assign w).
 
     forward, step_mode='m': x [T, B, *sample] -> spikes of x's shape, the whole sequence from
       V = 0 (no state between calls). step_mode='s': x [B, *sample], one time step -> spikes
@@ -165,18 +175,53 @@ class ConvertedLIF(LIF, _StatefulBase):
     converted model (see ForwardScope).
     u_mean is the mean of the pre-reset membrane H of the call (one step in 's' mode)."""
 
-    def __init__(self, input_gain: float = 1.0, step_mode: str = "m", **lif_kwargs):
+    def __init__(self, input_gain: float = 1.0, step_mode: str = "m", w: torch.Tensor | None = None,
+                 decay_input: bool = False, **lif_kwargs):
+        if w is not None:
+            if not isinstance(w, torch.Tensor) or w.shape != () or not w.dtype.is_floating_point:
+                raise TypeError(f"w must be a 0-d floating tensor (a ParametricLIFNode's w), got {w!r}")
+            if input_gain != 1.0:
+                raise ValueError("with w, the input gain is sigmoid(w) (decay_input=True): leave input_gain at 1.0")
+            lif_kwargs["decay"] = float(1 - w.detach().sigmoid())  # validated as a setting below
         super().__init__(**lif_kwargs)
         if isinstance(input_gain, bool) or not isinstance(input_gain, (int, float)) or not 0 < input_gain <= 1:
             raise ValueError(f"input_gain must be a real number in (0, 1] (1/tau of decay_input=True, else 1), "
                              f"got {input_gain!r}")
         self.input_gain = float(input_gain)
+        if w is None:
+            self.register_parameter("w", None)
+        else:
+            # the node's own Parameter when given one: an optimizer built before convert still trains it
+            self.w = w if isinstance(w, nn.Parameter) else nn.Parameter(w.detach().clone(),
+                                                                         requires_grad=w.requires_grad)
+        self.decay_input = bool(decay_input) and w is not None
         self._step_mode = _check_step_mode(step_mode)
         self.where = "<model>"  # the path in the converted model, for messages
         self.scope: ForwardScope | None = None
         self._scope_forward = 0  # the scope's forward that last called this layer
         self._u_prev: torch.Tensor | None = None  # single-step state: H(t-1) and S(t-1), with their graph
         self._o_prev: torch.Tensor | None = None
+
+    @property
+    def decay(self) -> float:
+        """The membrane decay: the setting, or 1 - sigmoid(w) now for a converted ParametricLIFNode."""
+        return self._decay if self.w is None else float(1 - self.w.detach().sigmoid())
+
+    @decay.setter
+    def decay(self, value: float) -> None:
+        if self.w is not None:
+            raise AttributeError(f"converted layer {self.where!r}: its decay is 1 - sigmoid(w) (a ParametricLIFNode); "
+                                 f"assign w instead")
+        LIF.decay.fset(self, value)
+
+    def _leak(self) -> float | torch.Tensor:
+        return self._decay if self.w is None else 1 - self.w.sigmoid()
+
+    def _gain(self, x: torch.Tensor) -> torch.Tensor:
+        """x times the input gain: sigmoid(w) for a ParametricLIFNode with decay_input, else input_gain."""
+        if self.decay_input:
+            return x * self.w.sigmoid()
+        return x * self.input_gain if self.input_gain != 1.0 else x
 
     @property
     def step_mode(self) -> str:
@@ -237,42 +282,45 @@ class ConvertedLIF(LIF, _StatefulBase):
                     f"run the model in single-step mode (functional.set_step_mode(model, 's')), where the "
                     f"state carries exactly")
             self._scope_forward = scope.forward
-        if self.input_gain != 1.0:
-            x = x * self.input_gain
-        return super().forward(x)
+        return super().forward(self._gain(x))
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         """One time step: x'(t) = gain x(t) + decay V(t-1), V(t-1) the post-reset membrane of the
         previous step (H (1 - S) hard, H - vth S soft, S detached with detach_reset), scanned as
         T = 1, whose u(0) is its input: u(0) = H(t)."""
         self._check_input(x, time_major=False)
-        if self.input_gain != 1.0:
-            x = x * self.input_gain
+        x = self._gain(x)
         if self._u_prev is not None:
             if self._u_prev.shape != x.shape:
                 raise ValueError(f"converted layer {self.where!r} got a step of shape {tuple(x.shape)} after one of "
                                  f"{tuple(self._u_prev.shape)}: call functional.reset_net(model) between sequences")
             o = self._o_prev.detach() if self.detach_reset else self._o_prev
             v = self._u_prev * (1.0 - o) if self._reset == "hard" else self._u_prev - self.vth * o
-            x = x + self.decay * v
+            x = x + self._leak() * v
         spikes = super().forward(x.unsqueeze(0))[0]
         self._u_prev, self._o_prev = x, spikes
         return spikes
 
     def extra_repr(self) -> str:
-        return (f"input_gain={self.input_gain:g}, " + (f"step_mode='s', " if self._step_mode == "s" else "")
-                + super().extra_repr())
+        gain = "input_gain=sigmoid(w)" if self.decay_input else f"input_gain={self.input_gain:g}"
+        return (f"{gain}, " + ("step_mode='s', " if self._step_mode == "s" else "") + super().extra_repr()
+                + (", decay=1-sigmoid(w)" if self.w is not None else ""))
 
 
 @dataclass(frozen=True)
 class Mapping:
-    """The `snn.LIF` settings equivalent to one SpikingJelly node (input_gain 1.0: no scaling)."""
+    """The `snn.LIF` settings equivalent to one SpikingJelly node (input_gain 1.0: no scaling).
+    plif: the ParametricLIFNode whose w the layer takes over (decay and gain from sigmoid(w)),
+    else None."""
 
     params: LIFParams
     input_gain: float = 1.0
+    plif: nn.Module | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def build(self, *, im: bool, backend: str, sample_dims: int | None = None) -> LIF:
         kwargs = dict(dataclasses.asdict(self.params), im=im, backend=backend, sample_dims=sample_dims)
+        if self.plif is not None:
+            return ConvertedLIF(w=self.plif.w, decay_input=self.plif.decay_input, **kwargs)
         return ConvertedLIF(self.input_gain, **kwargs)
 
 
@@ -373,13 +421,15 @@ def surrogate_of(fn) -> tuple[str, float]:
         raise ConversionError(f"surrogate_function {fn!r} is not a SpikingJelly surrogate")
     if not fn.spiking:
         raise ConversionError(f"surrogate_function {name}(spiking=False) emits its primitive function, not spikes")
-    accepted = "surrogate.Sigmoid, surrogate.Rect, surrogate.PiecewiseLeakyReLU with c=0"
+    accepted = "surrogate.Sigmoid, surrogate.ATan, surrogate.Rect, surrogate.PiecewiseLeakyReLU with c=0"
     params = dict(fn._sg_params)
     if not all(_positive_real(v) or (k == "c") for k, v in params.items()):
         raise ConversionError(f"surrogate_function {name}({params}) needs positive real parameters "
                               f"(a tensor or learnable parameter has no snn.LIF equivalent)")
     if type(fn) is surrogate.Sigmoid:  # sigmoid(a x) = 0.5 tanh(a x / 2) + 0.5
         return "tanh", fn.alpha / 2
+    if type(fn) is surrogate.ATan:  # the same function: arctan(pi/2 a x) / pi + 1/2
+        return "atan", fn.alpha
     if type(fn) is surrogate.Rect:  # height a on |x| < 0.5 / a = rect of width 1 / a
         width = 1 / fn.alpha
         if float(torch.tensor(1 / width, dtype=torch.float32)) != float(torch.tensor(fn.alpha, dtype=torch.float32)):
@@ -423,9 +473,9 @@ def mapping_of(node: nn.Module) -> Mapping:
     hooks = _hooks(node)
     if hooks:
         problems.append(f"{' and '.join(hooks)} registered (e.g. a SpikingJelly monitor) would be lost")
-    if kind is neuron.ParametricLIFNode and node.w.requires_grad:
-        problems.append("a learnable tau (ParametricLIFNode.w requires grad; freeze it with w.requires_grad_(False) "
-                        "to convert its current value)")
+    if kind is neuron.ParametricLIFNode and (node.w.shape != () or not node.w.dtype.is_floating_point):
+        problems.append(f"ParametricLIFNode.w of shape {tuple(node.w.shape)} and dtype {node.w.dtype} (one "
+                        f"floating w per layer is converted)")
     try:
         surrogate, alpha = surrogate_of(node.surrogate_function)
     except ConversionError as error:
@@ -437,13 +487,15 @@ def mapping_of(node: nn.Module) -> Mapping:
         leak, decay_input = 0.0, False
     elif kind is neuron.LIFNode:
         leak, decay_input = 1.0 / node.tau, node.decay_input
-    else:  # frozen PLIF: 1 / tau = sigmoid(w), evaluated in fp32 as SpikingJelly does
-        leak, decay_input = float(node.w.detach().float().sigmoid()), node.decay_input
+    else:  # PLIF: 1 / tau = sigmoid(w), evaluated in w's dtype as SpikingJelly does; the layer keeps w
+        leak, decay_input = float(node.w.detach().sigmoid()), node.decay_input
     try:
         params = LIFParams(vth=node.v_threshold, decay=1.0 - leak, surrogate=surrogate, alpha=alpha,
                            reset="soft" if node.v_reset is None else "hard", detach_reset=node.detach_reset)
     except (TypeError, ValueError) as error:
         raise ConversionError(f"no snn.LIF accepts these settings: {error}") from None
+    if kind is neuron.ParametricLIFNode:
+        return Mapping(params, plif=node)
     return Mapping(params, leak if decay_input else 1.0)
 
 
@@ -564,7 +616,7 @@ def _sample_ranks(model: nn.Module, example, nodes) -> dict[nn.Module, int]:
 
 
 def convert(model: nn.Module, *, backend: str = "auto", im: bool = True, example=None) -> nn.Module:
-    """Replace every SpikingJelly LIFNode / IFNode / ParametricLIFNode (frozen w) of model, in
+    """Replace every SpikingJelly LIFNode / IFNode / ParametricLIFNode (its w kept, trainable) of model, in
     place, by a `ConvertedLIF` (an `snn.LIF`) with the same equations (see the module docstring),
     and every multi-step layer.Dropout / Dropout2d by a `SequenceDropout`, keeping every other
     module, weight and the train/eval mode; returns model, ready for `snn.im_loss(model)` and

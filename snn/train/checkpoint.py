@@ -87,7 +87,8 @@ def load(path: Path, keys: tuple[str, ...] = ()) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load reports a damaged file as EOFError, RuntimeError, UnpicklingError, ...
         reason = f"{type(e).__name__}: {e}".splitlines()[0]
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or damaged?): {reason}; {advice}") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or damaged?): {reason}; "
+                              f"{advice}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a checkpoint: it holds a {type(state).__name__}, not a dict; {advice}")
     stored = state.pop(DIGEST, None)

@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--vth", "firing threshold", type=float)
     add(g, "--decay", "membrane decay per timestep", type=float)
     add(g, "--detach-reset", "stop the gradient through the reset term", action="store_true")
-    add(g, "--backend", "LIF scan backend (auto: Triton on CUDA, the native cpu kernel on CPU when built, else torch)", choices=LIF_BACKENDS)
+    add(g, "--backend", "LIF scan backend (auto: Triton on CUDA, the native cpu kernel on CPU when built, else torch)",
+        choices=LIF_BACKENDS)
     g = p.add_argument_group("optimization")
     add(g, "--im-lambda", "weight of IM-Loss in CE + lambda * IM (paper: 2; 0 disables it)", type=float)
     add(g, "--optimizer", "optimizer, with cosine annealing of the learning rate over the epochs",

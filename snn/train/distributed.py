@@ -2,7 +2,8 @@
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `setup` then joins the process group (nccl on
 CUDA, gloo on CPU) with a timeout of $SNN_DIST_TIMEOUT seconds (default 600), so that a rank
-whose peers never come (a taken MASTER_PORT, a rank not started) stops with a message. Without them the run is a single process and every helper here is a no-op.
+whose peers never come (a taken MASTER_PORT, a rank not started) stops with a message. Without them
+the run is a single process and every helper here is a no-op.
 Rank 0 logs and writes checkpoints; metrics are summed over ranks.
 
 Failures end every rank together: a step that may fail on some ranks only (rank 0's file writes,

@@ -35,9 +35,8 @@ from .config import Config
 from .distributed import Context
 from .loop import EpochPlan, NonFiniteLoss, Stopped, evaluate, train_epoch
 from .prepare import Setup, prepare
-from .prepare import build_data, build_model, build_optimizer, seed_everything  # noqa: F401  (reproduce/ imports them here)
 from .runfolder import Resumed, log as _log
-from .state import PartialEpoch, Training, best_record  # noqa: F401  (Training: reproduce/ imports it here)
+from .state import PartialEpoch, best_record
 from .stop import Interrupted, Signals, name as signal_name
 
 
@@ -230,7 +229,8 @@ def _stop_mid_epoch(setup: Setup, stopped: Stopped, history: list[dict], best: O
     loader generator as the epoch began, so that --resume replays the same epoch from the next
     step), then raise Interrupted."""
     cfg, training = setup.cfg, setup.training
-    partial = dataclasses.replace(stopped.progress, dspike=None if training.selector is None else training.selector.cost)
+    dspike_cost = None if training.selector is None else training.selector.cost
+    partial = dataclasses.replace(stopped.progress, dspike=dspike_cost)
     state = training.state(cfg, history, _rng_of_every_rank(setup.ctx), best, partial, generator_at_start)
     distributed.together(lambda: checkpoint.save(setup.last_path, state), setup.ctx, main_only=True)
     raise Interrupted(stopped.signum, f"stopped on {signal_name(stopped.signum)} at step {partial.step}/"

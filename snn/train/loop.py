@@ -179,8 +179,8 @@ def evaluate(model: nn.Module, loader: DataLoader, settings: StepSettings, ctx: 
             monitor.remove()
     layer_rates = monitor.rates() if monitor is not None else {}
     names = list(monitor.layers) if monitor is not None else []  # every rank sends every layer, 0 if unseen
-    totals = distributed.all_sum(torch.tensor([correct.item(), count, *(layer_rates.get(k, 0.0) * count for k in names)],
-                                              dtype=torch.float64, device=settings.device), ctx).tolist()
+    counts = [correct.item(), count, *(layer_rates.get(k, 0.0) * count for k in names)]
+    totals = distributed.all_sum(torch.tensor(counts, dtype=torch.float64, device=settings.device), ctx).tolist()
     total = totals[1]
     if total == 0:
         raise ValueError("evaluation loader is empty on every rank: the dataset split has no samples")

@@ -102,11 +102,12 @@ def preflight(model: nn.Module, sample: torch.Tensor, settings: StepSettings, cf
             model(x, T=settings.T).float().sum().backward()
     except (RuntimeError, ValueError, TypeError, MemoryError) as e:
         if _out_of_memory(e):
-            raise ConfigError(f"the first training batch ({batch} x {tuple(sample.shape)}, {cfg.model}, T={cfg.T}) does "
-                              f"not fit in {settings.device.type} memory: {_first_line(e)}; lower --batch-size or "
+            raise ConfigError(f"the first training batch ({batch} x {tuple(sample.shape)}, {cfg.model}, T={cfg.T}) "
+                              f"does not fit in {settings.device.type} memory: {_first_line(e)}; lower --batch-size or "
                               f"--input-size") from None
         raise ConfigError(f"{cfg.model} cannot run with these settings (input {tuple(sample.shape)}, backend "
-                          f"{cfg.backend!r}, device {settings.device.type}): {type(e).__name__}: {str(e).strip()}") from None
+                          f"{cfg.backend!r}, device {settings.device.type}): {type(e).__name__}: "
+                          f"{str(e).strip()}") from None
     finally:
         model.train(training)
         model.zero_grad(set_to_none=True)

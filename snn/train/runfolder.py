@@ -190,7 +190,8 @@ def open_out(out: Path, cfg: Config, history: list[dict]) -> None:
     kill interrupted, write config.json, and rebuild the metrics files from the checkpoint's history."""
     for stale in checkpoint.remove_partial_writes(out, RUN_FILES):
         print(f"removed {stale}, left by an interrupted write", flush=True)
-    checkpoint.write_atomic(out / "config.json", lambda f: f.write((json.dumps(cfg.to_dict(), indent=2) + "\n").encode()))
+    config_text = json.dumps(cfg.to_dict(), indent=2) + "\n"
+    checkpoint.write_atomic(out / "config.json", lambda f: f.write(config_text.encode()))
     if history:
         metrics.write(out, history)
 

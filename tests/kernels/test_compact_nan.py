@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.lif import fused_cpu, fused_torch, fused_triton
+from kernels.lif import fused_triton
 from kernels.lif.fused_triton import _round_to_bf16
 from kernels.lif.backends import FUSED_BACKENDS, backend_module
 from kernels.lif.params import LIFParams

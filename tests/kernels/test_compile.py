@@ -167,7 +167,8 @@ def test_opcheck_scan_bwd(state):
     spikes, u_mean, u, bits = torch.ops.lif.scan_fwd(x.detach(), *args)
     grad_spikes = torch.randn(spikes.shape, generator=torch.Generator().manual_seed(5))
     torch.library.opcheck(torch.ops.lif.scan_bwd.default,
-                          (grad_spikes, torch.tensor(2.0), u, bits, *args, False, spikes.shape, spikes.stride(), x.dtype))
+                          (grad_spikes, torch.tensor(2.0), u, bits, *args, False, spikes.shape, spikes.stride(),
+                           x.dtype))
 
 
 def test_unknown_backend_name_is_refused_by_the_op():

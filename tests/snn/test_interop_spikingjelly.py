@@ -6,6 +6,7 @@ touched; the state convention (no reset_net, one whole sequence per call)."""
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path
 
@@ -21,6 +22,8 @@ pytest.importorskip("spikingjelly", reason="SpikingJelly is an optional dependen
 from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
 
 from snn.interop import spikingjelly as sj  # noqa: E402
+
+from ..kernels.lif_check import fused_backends  # noqa: E402
 
 # name -> a SpikingJelly node factory; tau != 2 wherever it leaks, so that decay = 1 - 1/tau and
 # decay = 1/tau (a swapped mapping) differ.
@@ -41,6 +44,12 @@ SUPPORTED = {
     "plif-frozen": lambda: _frozen(neuron.ParametricLIFNode(init_tau=3.0, step_mode="m")),
     "plif-frozen-no-decay-input": lambda: _frozen(neuron.ParametricLIFNode(init_tau=2.5, decay_input=False,
                                                                            v_reset=None, step_mode="m")),
+    # learnable tau (w trained) with SpikingJelly's tutorial default surrogate, as in its parametric_lif_net
+    "plif-learnable-atan": lambda: neuron.ParametricLIFNode(init_tau=3.0, surrogate_function=surrogate.ATan(),
+                                                            detach_reset=True, step_mode="m"),
+    "plif-learnable-no-decay-input-soft": lambda: neuron.ParametricLIFNode(init_tau=2.5, decay_input=False,
+                                                                           v_reset=None, step_mode="m"),
+    "lif-atan": lambda: neuron.LIFNode(tau=3.0, surrogate_function=surrogate.ATan(3.0), step_mode="m"),
 }
 
 
@@ -122,14 +131,11 @@ def test_spikes_bit_exact_on_many_neurons(setting):
     assert torch.equal(ours, theirs), f"{(ours != theirs).sum().item()} of {ours.numel()} spikes differ"
 
 
-@pytest.mark.parametrize("backend", ["naive", "torch", "cpu", "triton"])
-def test_every_backend_matches(backend):
-    from kernels.lif import fused_cpu
-
-    if backend == "cpu" and not fused_cpu.usable(torch.zeros(1)):
-        pytest.skip("the native cpu backend is not built")
+@pytest.mark.parametrize("backend", ["naive", *fused_backends("cpu")])
+@pytest.mark.parametrize("setting", ["lif-tau3-sigmoid2", "plif-learnable-atan"])
+def test_every_backend_matches(backend, setting):
     torch.manual_seed(1)
-    original = conv_net(SUPPORTED["lif-tau3-sigmoid2"], channels=(4, 4))
+    original = conv_net(SUPPORTED[setting], channels=(4, 4))
     converted = sj.convert(copy.deepcopy(original), backend=backend)
     assert {m.backend for m in snn.lif_layers(converted)} == {backend}
     x, y = _data(seed=1, T=3, batch=4)
@@ -208,9 +214,13 @@ def test_mapping_table():
     assert (m.params.decay, m.input_gain, m.params.surrogate, m.params.alpha) == (1.0, 1.0, "rect", 0.25)
     m = sj.mapping_of(neuron.IFNode(surrogate_function=surrogate.PiecewiseLeakyReLU(w=0.5, c=0), step_mode="m"))
     assert (m.params.surrogate, m.params.alpha) == ("rect", 1.0)
-    plif = _frozen(neuron.ParametricLIFNode(init_tau=4.0, step_mode="m"))
+    m = sj.mapping_of(neuron.LIFNode(surrogate_function=surrogate.ATan(3.0), step_mode="m"))
+    assert (m.params.surrogate, m.params.alpha) == ("atan", 3.0)
+    plif = neuron.ParametricLIFNode(init_tau=4.0, step_mode="m")
     m = sj.mapping_of(plif)
-    assert m.params.decay == pytest.approx(0.75) and m.input_gain == pytest.approx(0.25)
+    assert m.params.decay == pytest.approx(0.75) and m.plif is plif
+    layer_ = m.build(im=True, backend="torch")
+    assert layer_.w is plif.w and layer_.decay == pytest.approx(0.75) and layer_.decay_input
 
 
 def test_surrogate_slope_is_half_of_sigmoid_alpha():
@@ -401,9 +411,8 @@ def _precision():
 REFUSED = {  # name -> (node factory, words the error must contain)
     "v_reset": (lambda: neuron.LIFNode(v_reset=0.5, step_mode="m"), "v_reset=0.5"),
     "single-step": (lambda: neuron.LIFNode(), "step_mode='s'"),
-    "learnable-tau": (lambda: neuron.ParametricLIFNode(step_mode="m"), "learnable tau"),
     "store_v_seq": (lambda: neuron.LIFNode(step_mode="m", store_v_seq=True), "store_v_seq=True"),
-    "atan": (lambda: neuron.LIFNode(surrogate_function=surrogate.ATan(), step_mode="m"), "ATan"),
+    "other-surrogate": (lambda: neuron.LIFNode(surrogate_function=surrogate.Erf(), step_mode="m"), "Erf"),
     "not-spiking": (lambda: neuron.LIFNode(surrogate_function=surrogate.Sigmoid(spiking=False), step_mode="m"),
                     "spiking=False"),
     "leaky-relu-slope": (lambda: neuron.LIFNode(surrogate_function=surrogate.PiecewiseLeakyReLU(c=0.01),
@@ -698,3 +707,48 @@ def test_zoo_resnets_leave_residual_branches_out_of_im_loss(name):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5 * scale)
     loss = snn.im_loss(converted)
     assert loss.isfinite()
+
+
+@pytest.mark.parametrize("setting", ["plif-frozen", "plif-learnable-atan", "lif-default"])
+def test_state_dict_loads_strictly_both_ways(setting):
+    """A converted model's state_dict (PLIF's w under its own key) loads strictly into the
+    SpikingJelly model and back; a trained w travels."""
+    torch.manual_seed(4)
+    original = conv_net(SUPPORTED[setting])
+    converted = sj.convert(copy.deepcopy(original))
+    with torch.no_grad():
+        for p in converted.parameters():
+            p.add_(0.125)  # "training": every parameter moves, w included
+    fresh = conv_net(SUPPORTED[setting])
+    fresh.load_state_dict(converted.state_dict(), strict=True)
+    for (name, a), (_, b) in zip(fresh.state_dict().items(), converted.state_dict().items()):
+        assert torch.equal(a, b), name
+    back = sj.convert(conv_net(SUPPORTED[setting]))
+    back.load_state_dict(original.state_dict(), strict=True)
+    assert sorted(back.state_dict()) == sorted(original.state_dict())
+
+
+def test_learnable_plif_trains_w_like_spikingjelly():
+    """Three SGD steps on a learnable PLIF model: w (and every weight) moves as in SpikingJelly."""
+    torch.manual_seed(5)
+    original = conv_net(SUPPORTED["plif-learnable-atan"])
+    converted = sj.convert(copy.deepcopy(original))
+    x, y = _data()
+    for model in (original, converted):
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        for _ in range(3):
+            functional.reset_net(model)
+            opt.zero_grad()
+            F.cross_entropy(model(x).mean(0), y).backward()
+            opt.step()
+    w0 = [m.w for m in original.modules() if isinstance(m, neuron.ParametricLIFNode)]
+    w1 = [m.w for m in snn.lif_layers(converted)]
+    assert len(w0) == len(w1) == 2 and all(a.item() != -math.log(2.0) for a in w0)  # w moved from init_tau=3
+    for a, b in zip(w0, w1):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_converted_plif_decay_is_read_only():
+    lif = sj.convert(nn.Sequential(neuron.ParametricLIFNode(step_mode="m")))[0]
+    with pytest.raises(AttributeError, match="assign w"):
+        lif.decay = 0.5
