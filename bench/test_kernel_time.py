@@ -26,6 +26,7 @@ import pytest
 import torch
 
 from kernels import lif_scan
+from kernels.lif.layout import cdiv
 from kernels.lif.params import LIFParams
 
 from . import lif_providers
@@ -65,7 +66,7 @@ class _Buffers:
         self.gm = torch.tensor(2.0, device=device)
         self.out = torch.empty_like(self.x)
         self.u = torch.empty((T, N), dtype=torch.float32, device=device)
-        self.partials = torch.empty(-(-N // fused_triton.BLOCK), dtype=torch.float32, device=device)
+        self.partials = torch.empty(cdiv(N, fused_triton.BLOCK), dtype=torch.float32, device=device)
         self.dx = torch.empty_like(self.x)
         self.T, self.N = T, N
 

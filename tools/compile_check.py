@@ -103,6 +103,7 @@ def host_launch(direction: str, T: int, N: int, dtype, p, state, has_gs: bool = 
     input of dtype, found by calling the host function on CPU tensors with the launch intercepted."""
     import torch
     from kernels.lif import fused_triton
+    from kernels.lif.layout import cdiv
 
     sink: list = []
     x = torch.empty((T, N), dtype=dtype)
@@ -111,7 +112,7 @@ def host_launch(direction: str, T: int, N: int, dtype, p, state, has_gs: bool = 
             fused_triton.fwd(x, torch.empty_like(x), p, state)
         else:
             u = torch.empty((T, N), dtype=torch.bfloat16 if state == "compact" else torch.float32)
-            saved = (u, torch.empty((T, -(-N // 8)), dtype=torch.uint8)) if state == "compact" else (u,)
+            saved = (u, torch.empty((T, cdiv(N, 8)), dtype=torch.uint8)) if state == "compact" else (u,)
             gs = torch.empty_like(x) if has_gs else None
             gm = torch.empty((), dtype=torch.float32) if has_gm else None
             fused_triton.bwd(gs, gm, saved, p, torch.empty_like(x), decay_grad)

@@ -95,10 +95,10 @@ def forward(x: torch.Tensor, p: LIFParams, backend: str, state: str):
 
 def backward(grad_spikes: torch.Tensor | None, grad_mean: torch.Tensor | None, u: torch.Tensor, bits: torch.Tensor,
              p: LIFParams, backend: str, state: str, decay_grad: bool, shape: Sequence[int], stride: Sequence[int],
-             dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+             dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(dL/dx shaped `shape` with strides `stride` in `dtype`, dL/d decay) of a forward with
     `state` ('exact' or 'compact'); dL/d decay is 0-d in the compute dtype when decay_grad, else
-    an empty tensor (an op output cannot be None)."""
+    None."""
     if state not in ("exact", "compact"):
         raise RuntimeError(f"lif_scan's backward needs the state saved by a forward with state 'exact' or "
                            f"'compact', got state {state!r}")
@@ -109,8 +109,6 @@ def backward(grad_spikes: torch.Tensor | None, grad_mean: torch.Tensor | None, u
     d_decay = backend_module(backend).bwd(gs, grad_mean, saved, p, as_matrix(work), decay_grad)
     if work is not dx:
         dx.copy_(work)
-    if d_decay is None:
-        d_decay = torch.empty((0,), dtype=compute_dtype(dtype), device=u.device)
     return dx, d_decay
 
 
@@ -125,8 +123,8 @@ def _keep_for_backward(ctx, spikes: torch.Tensor, u: torch.Tensor, bits: torch.T
     ctx.decay_like = None if decay is None else (decay.dtype, decay.device)
 
 
-def _decay_grad_out(ctx, d_decay: torch.Tensor) -> torch.Tensor | None:
-    if ctx.decay_like is None or d_decay.numel() == 0:
+def _decay_grad_out(ctx, d_decay: torch.Tensor | None) -> torch.Tensor | None:
+    if ctx.decay_like is None or d_decay is None or d_decay.numel() == 0:
         return None
     dtype, device = ctx.decay_like
     return d_decay.to(dtype=dtype, device=device)
@@ -177,9 +175,10 @@ def scan_bwd(grad_spikes: torch.Tensor | None, grad_mean: torch.Tensor | None, u
              backend: str, state: str, decay_grad: bool, shape: Sequence[int], stride: Sequence[int],
              dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """(dL/dx, dL/d decay) of `backward`: dL/dx shaped `shape` with strides `stride` (the
-    spikes') in `dtype`; dL/d decay 0-d when decay_grad, else empty."""
+    spikes') in `dtype`; dL/d decay 0-d when decay_grad, else empty (an op output cannot be None)."""
     p = _params(vth, decay, surrogate, alpha, reset, detach_reset)
-    return backward(grad_spikes, grad_mean, u, bits, p, backend, state, decay_grad, shape, stride, dtype)
+    dx, d_decay = backward(grad_spikes, grad_mean, u, bits, p, backend, state, decay_grad, shape, stride, dtype)
+    return dx, torch.empty((0,), dtype=compute_dtype(dtype), device=u.device) if d_decay is None else d_decay
 
 
 @scan_bwd.register_fake
