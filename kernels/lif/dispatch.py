@@ -1,6 +1,8 @@
 """Between `lif_scan` and the fused backends: the custom ops `torch.ops.lif.scan_fwd` /
 `torch.ops.lif.scan_bwd` and the eager autograd Function, side by side, over one pair of
 implementations (`forward`, `backward`) that call a backend's `fwd` / `bwd` (backends.py).
+`lif_scan` picks the path: the ops while torch.compile traces and for meta tensors, `EagerScan`
+otherwise, and `forward` alone when no gradient is needed.
 
 Two autograd paths reach the same implementations:
 - The custom ops, for torch.compile and meta tensors. Each op is opaque to the compiler, which
@@ -204,23 +206,3 @@ def _backward(ctx, grad_spikes, grad_mean, _grad_u, _grad_bits):
 
 scan_fwd.register_autograd(_backward, setup_context=_setup_context)
 
-
-def scan(backend: str, x: torch.Tensor, p: LIFParams, compact_state: bool = False,
-         decay: torch.Tensor | None = None):
-    """(spikes, u_mean) of fused backend `backend` on x [T, ...], settings validated in p.
-
-    decay: a learnable 0-d decay tensor whose value p.decay holds (its gradient is computed in
-    the fused backward), or None. Saves the exact (or compact) state only when autograd needs a
-    gradient; otherwise nothing. Under torch.compile and for meta tensors it calls the custom ops,
-    otherwise `EagerScan` (or, with no gradient needed, `forward` alone).
-    """
-    wants_grad = torch.is_grad_enabled() and (x.requires_grad or (decay is not None and decay.requires_grad))
-    state = ("compact" if compact_state else "exact") if wants_grad else "none"
-    if torch.compiler.is_compiling() or x.device.type == "meta":
-        decay_arg = scalar_arg(p.decay) if decay is None else decay
-        spikes, u_mean, _, _ = torch.ops.lif.scan_fwd(x, p.vth, decay_arg, p.surrogate, scalar_arg(p.alpha), p.reset,
-                                                      p.detach_reset, backend, state)
-        return spikes, u_mean
-    if state == "none":
-        return forward(x, p, backend, state)[:2]
-    return EagerScan.apply(x, decay, p, backend, state)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .backends import ALL_FLOATS, BACKENDS, FUSED_BACKENDS, auto_backend
-from .dispatch import scan
+from .dispatch import EagerScan, forward, scalar_arg
 from .layout import in_layout_of
 from .naive import lif_scan_naive
 from .params import validated
@@ -86,4 +86,14 @@ def lif_scan(x: torch.Tensor, vth: float = 0.5, decay: float | torch.Tensor = 0.
     check = FUSED_BACKENDS[backend].check
     if check is not None:
         check(x)
-    return scan(backend, x, p, compact_state, decay_tensor)
+    # The state the backward needs, kept only when autograd will ask for a gradient
+    learnable = decay_tensor is not None and decay_tensor.requires_grad
+    wants_grad = torch.is_grad_enabled() and (x.requires_grad or learnable)
+    state = ("compact" if compact_state else "exact") if wants_grad else "none"
+    if torch.compiler.is_compiling() or x.device.type == "meta":  # the ops: opaque to the compiler, fake for meta
+        decay_arg = scalar_arg(p.decay) if decay_tensor is None else decay_tensor
+        return torch.ops.lif.scan_fwd(x, p.vth, decay_arg, p.surrogate, scalar_arg(p.alpha), p.reset, p.detach_reset,
+                                      backend, state)[:2]
+    if state == "none":
+        return forward(x, p, backend, state)[:2]
+    return EagerScan.apply(x, decay_tensor, p, backend, state)
