@@ -309,6 +309,7 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor, decay_grad: bool =
     dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
     # The decay gradient's accumulator and v(t) take registers of their own: half the neurons per
     # program keeps those variants within the register budget (tools/compile_check.py).
+    compact = len(saved) == 2
     block = BLOCK // 2 if decay_grad else BLOCK
     programs = cdiv(N, block)
     dd = torch.empty(programs, dtype=torch.float32, device=u.device) if decay_grad else u
@@ -316,6 +317,6 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor, decay_grad: bool =
         u if gs is None else gs, u if gm is None else gm, u, bits, dx, dd, T, N, cdiv(N, 8),
         p.vth, p.decay, p.alpha, dspike_scale, 1.0 / (T * N),
         HARD=p.reset == "hard", DETACH=p.detach_reset, SURROGATE=SURROGATE_CODES[p.surrogate],
-        HAS_GS=gs is not None, HAS_GM=gm is not None, COMPACT=len(saved) == 2, DECAY_GRAD=decay_grad, BLOCK=block,
+        HAS_GS=gs is not None, HAS_GM=gm is not None, COMPACT=compact, DECAY_GRAD=decay_grad, BLOCK=block,
         **_launch_options(fp_fusion=True))
     return dd.sum() if decay_grad else None
