@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from kernels import SURROGATES, lif_scan
-from kernels.lif import dispatch
+from kernels.lif import dispatch, fused_torch
 
 from .lif_check import fused_backends, runnable
 
@@ -162,3 +162,57 @@ def test_compiled_learnable_decay_matches_eager_and_never_recompiles(backend):
             grads.append((xx.grad, d.grad))
         torch.testing.assert_close(grads[0], grads[1])
     assert counter.frame_count == 1
+
+
+@pytest.mark.parametrize("backend", ["naive", *fused_backends()])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("x0", [0.3, 0.7])  # below and above vth = 0.5: the second fires and resets at t = 0
+@pytest.mark.parametrize("last", [math.inf, -math.inf])
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the interpreter's NumPy
+def test_decay_gradient_ignores_a_non_finite_last_step(backend, reset, x0, last, device):
+    """v(T - 1) multiplies nothing (there is no u(T)), so an infinite last input must not reach
+    dL/d decay: a backward that formed g(T) v(T - 1) with g(T) = 0 would make 0 * inf = NaN.
+    By hand, T = 2, one neuron, L = o(1) + gm * mean(u): sg(u(1) = +-inf) = 0, so
+    g(1) = gm / 2 and dL/d decay = g(1) v(0), v(0) = x0 (1 - o(0)) or x0 - vth o(0)."""
+    vth, gm = 0.5, 3.0
+    o0 = float(x0 >= vth)
+    v0 = x0 * (1 - o0) if reset == "hard" else x0 - vth * o0
+    x = torch.tensor([[x0], [last]], device=device)
+    gs = torch.tensor([[0.0], [1.0]], device=device)
+    _, _, dd = _loss_and_grads(x, 0.25, backend, gs, gm, vth=vth, surrogate="atan", alpha=2.0, reset=reset)
+    assert math.isclose(dd.item(), gm / 2 * v0, rel_tol=1e-6, abs_tol=1e-7), (dd.item(), gm / 2 * v0)
+
+
+@pytest.mark.parametrize("backend", fused_backends())
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_decay_gradient_sums_every_program_and_chunk(backend, reset, device, monkeypatch):
+    """The decay gradient is reduced per Triton program (512 neurons in its decay-gradient
+    variants), per cpu chunk (4096 neurons) and per torch chunk, then summed: with N spanning
+    several of each, every neuron's dx and every partial sum must be there exactly once (the other
+    tests fit in one)."""
+    monkeypatch.setattr(fused_torch, "CHUNK", 4096)  # its own chunk (2^18) would need a large N
+    g = torch.Generator().manual_seed(21)
+    x = (0.6 * torch.randn(3, 2 * 4096 + 37, generator=g) + 0.3).to(device)
+    gs = torch.randn(x.shape, generator=g).to(device)
+    params = dict(surrogate="atan", alpha=1.7, reset=reset)
+    s, dx, dd = _loss_and_grads(x, 0.4, backend, gs, 1.5, **params)
+    rs, rdx, rdd = _loss_and_grads(x, 0.4, "naive", gs, 1.5, **params)
+    assert torch.equal(s, rs)
+    torch.testing.assert_close(dx, rdx, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dd, rdd, rtol=2e-5, atol=1e-5 * rdd.abs().item())
+
+
+@pytest.mark.parametrize("backend", fused_backends())
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_input_keeps_the_decay_gradient_in_fp32(backend, dtype, device):
+    """dL/d decay is a sum over all neurons in the compute dtype (fp32 for half storage): it must
+    reach an fp32 decay unrounded, not through the storage dtype (a bf16 rounding is 2^-9 relative).
+    The naive loop computes in fp32 from the same half input."""
+    g = torch.Generator().manual_seed(12)
+    x = (0.6 * torch.randn(5, 2, 37, generator=g) + 0.3).to(dtype).to(device)
+    gs = torch.randn(x.shape, generator=g).to(device)
+    params = dict(surrogate="tanh", alpha=1.3, reset="soft")
+    s, _, dd = _loss_and_grads(x, 0.35, backend, gs, 2.0, **params)
+    rs, _, rdd = _loss_and_grads(x, 0.35, "naive", gs, 2.0, **params)
+    assert torch.equal(s, rs) and dd.dtype == torch.float32
+    torch.testing.assert_close(dd, rdd, rtol=2e-5, atol=1e-6 * rdd.abs().item())
