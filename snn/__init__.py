@@ -6,6 +6,7 @@ tdBN, Dspike's temperature selection, the paper's architectures and a spike-rate
     esg = snn.ESG(model, epochs=N)
     logits = model(images, T=4)
     loss = F.cross_entropy(logits, labels) + 2.0 * snn.im_loss(model)   # eq. 12
+    trained = snn.load("runs/digits/best.pt", backend="torch")          # a run's model, for inference
 """
 
 from . import dspike, models
@@ -16,5 +17,15 @@ from .monitor import SpikeRateMonitor
 from .neuron import LIF, lif_layers
 from .tdbn import TDBatchNorm2d
 
-__all__ = ["LIF", "lif_layers", "im_loss", "ESG", "esg_k", "esg_alpha", "TDBatchNorm2d", "TimeDistributed",
+
+
+def load(path, *, backend: str = "auto", device="cpu"):
+    """The trained model of a run's best.pt / last.pt, in eval mode: see snn.train.inference.load
+    (forward(x [B, C, H, W], T) -> logits [B, K]; CheckpointError / CannotRebuild saying why not)."""
+    from .train.inference import load as load_checkpoint  # here: snn.train imports pandas, tqdm, the data
+
+    return load_checkpoint(path, backend=backend, device=device)
+
+
+__all__ = ["load", "LIF", "lif_layers", "im_loss", "ESG", "esg_k", "esg_alpha", "TDBatchNorm2d", "TimeDistributed",
            "as_sequence", "SpikeRateMonitor", "dspike", "models"]

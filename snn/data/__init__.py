@@ -3,10 +3,10 @@
     train, val, test, info = build_datasets("digits", val_fraction=0.1, seed=0, size=32)
     loader = make_loader(train, batch_size=64, train=True)
 
-Datasets: cifar10, cifar100, imagenet, cifar10-dvs (event frames), digits (scikit-learn's bundled
-8x8 digits, the default for CPU runs), synthetic (tests). A missing dataset raises DatasetNotFound,
-a damaged or foreign file DatasetCorrupt naming it; check_dataset (python -m snn.data check) lists
-every bad file of a dataset in one pass.
+Datasets: cifar10, cifar100, imagenet, cifar10-dvs (event frames), folder (any ImageFolder tree),
+digits (scikit-learn's bundled 8x8 digits, the default for CPU runs), synthetic (tests).
+A missing dataset raises DatasetNotFound, a damaged or foreign file DatasetCorrupt naming it;
+check_dataset (python -m snn.data check) lists every bad file of a dataset in one pass.
 """
 
 from .build import DATASETS, DEFAULT_FRAMES, DEFAULT_ROOT, build_datasets, dataset_options

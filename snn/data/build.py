@@ -10,6 +10,7 @@ from ..checks import boolean as check_bool, integer as check_int, real as check_
 from .cifar import build_cifar
 from .cifar10_dvs import build_cifar10_dvs
 from .digits import build_digits
+from .folder import build_folder
 from .imagenet import build_imagenet
 from .info import DatasetInfo
 from .split import TransformedSubset, holdout_split
@@ -25,6 +26,7 @@ BUILDERS = {
     "cifar10-dvs": build_cifar10_dvs,
     "digits": build_digits,
     "synthetic": build_synthetic,
+    "folder": build_folder,
 }
 DATASETS = tuple(BUILDERS)
 EVENT_DATASETS = ("cifar10-dvs",)  # their builders take frames=T
@@ -49,7 +51,8 @@ def build_datasets(name: str, root=None, T=None, download: bool = False, val_fra
     name: one of DATASETS.
     root: the data root, default 'data' in the working directory: cifar10 and cifar100 live in
       root/cifar-10-batches-py and root/cifar-100-python; imagenet and cifar10-dvs in root/imagenet
-      and root/cifar10-dvs, or in root itself; digits and synthetic need no files.
+      and root/cifar10-dvs, or in root itself; folder is the ImageFolder tree root itself
+      (snn.data.folder); digits and synthetic need no files.
     T: frames per sample for event datasets (default 10); static datasets ignore it.
     download: fetch a missing dataset where an automatic download exists (cifar10, cifar100).
     val_fraction, seed: val holds out floor(val_fraction * n_c + 1/2) training samples of each class c,

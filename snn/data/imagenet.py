@@ -29,8 +29,9 @@ def find_imagenet(root: Path) -> Path:
         f"(the validation images sorted into one folder per class)")
 
 
-def load_rgb(path: str) -> Image.Image:
-    """The image file at path as a decoded RGB PIL image (ImageFolder's loader).
+def load_rgb(path: str, dataset: str = "imagenet") -> Image.Image:
+    """The image file at path as a decoded RGB PIL image (ImageFolder's loader); dataset: the
+    name its error message starts with.
 
     Raises DatasetCorrupt naming the file when PIL cannot decode all of it (garbage bytes, a
     truncated JPEG: PIL's ImageFile.LOAD_TRUNCATED_IMAGES stays False, so nothing is padded).
@@ -39,7 +40,7 @@ def load_rgb(path: str) -> Image.Image:
         with open(path, "rb") as f:
             return Image.open(f).convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # what PIL raises on bad data
-        raise DatasetCorrupt(f"imagenet: {path} is not a readable image ({type(e).__name__}: {e}); "
+        raise DatasetCorrupt(f"{dataset}: {path} is not a readable image ({type(e).__name__}: {e}); "
                              f"replace it with the original file or delete it") from e
 
 

@@ -9,6 +9,7 @@ from .build import DATASETS, DEFAULT_ROOT
 from ..checks import boolean as check_bool
 from .cifar import check_cifar
 from .cifar10_dvs import check_cifar10_dvs
+from .folder import check_folder
 from .imagenet import check_imagenet
 
 # Datasets read from files; digits ships with scikit-learn and synthetic is generated.
@@ -17,6 +18,7 @@ CHECKERS = {
     "cifar100": check_cifar,
     "imagenet": check_imagenet,
     "cifar10-dvs": check_cifar10_dvs,
+    "folder": check_folder,
 }
 
 
@@ -24,8 +26,9 @@ def check_dataset(name: str, root=None, verify: bool = True) -> tuple[int, list[
     """(files checked, one message per bad file, each naming the file and what is wrong with it).
 
     cifar10/cifar100: each pickle unpickled and its layout checked, plus the official md5 when verify;
-    imagenet: every image of train/ and val/ decoded in full; cifar10-dvs: every .aedat file read and
-    decoded as DVS128 events (its frame cache is not checked: a bad cache file is rebuilt when read).
+    imagenet: every image of train/ and val/ decoded in full (folder: every image of its tree);
+    cifar10-dvs: every .aedat file read and decoded as DVS128 events (its frame cache is not checked: a
+    bad cache file is rebuilt when read).
     digits and synthetic have no files: (0, []). root: as for build_datasets (default 'data').
     Raises DatasetNotFound when the dataset is not there at all, ValueError for an unknown name.
     """

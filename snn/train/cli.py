@@ -35,13 +35,17 @@ ESG K 1..10 and IM-Loss weight 2; architecture and T as reported in the paper's 
 
 outputs in --out: config.json, last.pt (after every epoch), best.pt (best validation accuracy),
 metrics.csv and metrics.jsonl (one row per epoch: losses, accuracies, K, Dspike b and its cost,
-seconds, images/s, peak memory, per-layer spike rates on the test set), results.json.
+seconds, images/s, peak memory, per-layer spike rates on the test set), spike_rates.csv (epoch, layer,
+index, rate: each LIF layer's spike rate on the test set after each epoch), results.json and
+spike_rates.png (those rates plotted per layer, one line per epoch; written at the end of the run).
 
 exit codes (each failure prints one line "error: ...", under torchrun on every rank, naming it):
   {exits.DONE:<9} done
   {exits.FAILED:<9} a run file could not be written (full disk, ...; the previous checkpoint is kept), or
             another process of the run failed
-  {exits.USAGE:<9} bad settings (found before the run folder is created), missing or corrupt data, an
+  {exits.USAGE:<9} bad settings (found before the run folder is created: also a --model MODULE:FACTORY that
+            does not import, fails or returns no nn.Module, or has no snn.LIF for IM-Loss to restrict, and
+            an empty class folder of --dataset folder), missing or corrupt data, an
             unreadable or damaged checkpoint, a run directory that already holds a run (pass --resume)
             or is in use by another process, or a process group that cannot be joined
   {exits.DIVERGED:<9} training diverged: non-finite loss, gradient or weights (the last checkpoint, with
@@ -57,7 +61,9 @@ examples:
       --init-from runs/r19-c10/last.pt --epochs 50 --lr 0.01     # train a finished run further
   python -m snn.train --model resnet19 --dataset cifar10 --T 4 --epochs 300 --batch-size 128 \\
       --lr 0.1 --norm tdbn --surrogate esg --im-lambda 2 --data-root ~/data --out runs/r19
-  torchrun --nproc_per_node=8 -m snn.train --preset paper-imagenet --data-root /data --out runs/r34"""
+  torchrun --nproc_per_node=8 -m snn.train --preset paper-imagenet --data-root /data --out runs/r34
+  python -m snn.train --model mypkg.nets:make --dataset folder --data-root ~/pictures --input-size 64 \\
+      --out runs/mine                                    # your own network on your own image folders"""
 
 
 def _data_option(text: str) -> tuple[str, object]:
@@ -89,7 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--preset", choices=tuple(presets.PRESETS), help="start from a paper recipe (see below)")
     g = p.add_argument_group("model")
-    add(g, "--model", "architecture", choices=tuple(MODELS))
+    add(g, "--model", f"architecture: one of {', '.join(MODELS)}, or MODULE:FACTORY, your own network: a function "
+        "in an importable module returning an nn.Module (called with those of num_classes, in_channels, "
+        "input_size, T, vth, decay, surrogate, alpha, detach_reset, backend it names); docs/own-models.md",
+        metavar="NAME")
+    add(g, "--time-major", "a MODULE:FACTORY model takes [T, B, ...] sequences (default: when its forward has no T "
+        "parameter and it sets no time_major attribute)", action=argparse.BooleanOptionalAction)
     add(g, "--width", "multiplier of every hidden channel / feature count (1 = the paper's network)", type=float)
     add(g, "--norm", "normalization after each conv: tdBN, BatchNorm over T*B, or none", choices=NORMS)
     add(g, "--bias", "biases on the hidden conv / FC layers that no norm follows (default: only with a norm, "
@@ -97,13 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction)
     add(g, "--T", "timesteps (frames per sample for event data)", type=int, dest="T")
     g = p.add_argument_group("data")
-    add(g, "--dataset", "dataset (digits needs no files; synthetic is for tests)", choices=DATASETS)
+    add(g, "--dataset", "dataset (digits needs no files; synthetic is for tests; folder: any ImageFolder tree in "
+        "--data-root, DIR/<class>/*.png, 20%% of each class held out as the test split)", choices=DATASETS)
     add(g, "--data-root", "folder holding the datasets (default: ./data)", metavar="DIR")
     add(g, "--download", "fetch a missing CIFAR dataset (needs internet)", action="store_true")
-    add(g, "--input-size", "image side: digits and cifar10-dvs resize to it, imagenet crops to it (default: the "
-        "dataset's own: 32, 48, 224)", type=int, metavar="N")
+    add(g, "--input-size", "image side: digits, folder and cifar10-dvs resize to it, imagenet crops to it (default: "
+        "the dataset's own: 32, 32, 48, 224)", type=int, metavar="N")
     add(g, "--data-option", "extra dataset option, repeatable (e.g. verify=false for cifar, cache_dir=DIR for "
-        "cifar10-dvs)", type=_data_option, action="append", metavar="KEY=VALUE", dest="data_options")
+        "cifar10-dvs; for folder: channels=1, mean=0.5, std=0.25 or per channel mean=0.4,0.5,0.6, test_fraction=0.1)",
+        type=_data_option, action="append", metavar="KEY=VALUE", dest="data_options")
     add(g, "--val-fraction", "fraction of each training class held out for validation and best-checkpoint "
         "selection (0: none)", type=float)
     g = p.add_argument_group("neurons and surrogate gradient")

@@ -16,6 +16,7 @@ from kernels import BACKENDS
 from .. import checks, dspike, exits
 from ..data import DATASETS
 from ..models import MODELS, NORMS
+from .factory import check_spec, is_factory
 from .presets import PRESETS
 
 OPTIMIZERS = ("sgd", "adam")
@@ -72,8 +73,11 @@ class Config:
     """One training run. Defaults: a small CPU run on scikit-learn's digits (no download).
 
     model, width, norm, bias: snn.models.build arguments (bias None: the norm's default, biases
-    only on the hidden FCs with tdBN / BN and none with norm 'none'). dataset, data_root, download, val_fraction,
-    data_options: snn.data.build_datasets arguments (input_size sets the dataset's `size` option).
+    only on the hidden FCs with tdBN / BN and none with norm 'none'); or model 'MODULE:FACTORY', your
+    own network (snn.train.factory; width, norm and bias then unused), with time_major stating its
+    input convention (None: the module's `time_major` attribute, else its forward's signature).
+    dataset, data_root, download, val_fraction, data_options: snn.data.build_datasets arguments
+    (input_size sets the dataset's `size` option).
     T: timesteps (frames for event data). surrogate: see parse_surrogate; k_min/k_max: ESG's
     range; dspike_*: Algorithm 1 of Dspike (snn.dspike). im_lambda: weight of IM-Loss (eq. 12).
     batch_size: global batch (split evenly across DDP ranks). out: run directory (None: runs/<name>).
@@ -85,6 +89,7 @@ class Config:
     width: float = 0.25
     norm: str = "tdbn"
     bias: Optional[bool] = None
+    time_major: Optional[bool] = None
     dataset: str = "digits"
     data_root: Optional[str] = None
     download: bool = False
@@ -122,7 +127,11 @@ class Config:
     progress: bool = True
 
     def __post_init__(self):
-        for name, accepted in (("model", MODELS), ("norm", NORMS), ("dataset", DATASETS), ("optimizer", OPTIMIZERS),
+        if is_factory(self.model):
+            check_spec(self.model)  # imported only when the run is prepared: an import failure is one ConfigError
+        else:
+            checks.choice("model", self.model, MODELS)
+        for name, accepted in (("norm", NORMS), ("dataset", DATASETS), ("optimizer", OPTIMIZERS),
                                ("device", DEVICES), ("backend", LIF_BACKENDS)):
             checks.choice(name, getattr(self, name), accepted)
         for name in ("width", "k_min", "k_max", "dspike_b0", "dspike_db", "dspike_eps", "vth", "lr"):
@@ -146,7 +155,7 @@ class Config:
             checks.integer("input_size", self.input_size, 1)
         if self.workers is not None:
             checks.integer("workers", self.workers, 0)
-        for name in ("amp", "channels_last", "bias"):
+        for name in ("amp", "channels_last", "bias", "time_major"):
             if getattr(self, name) is not None:
                 checks.boolean(name, getattr(self, name))
         if self.k_min > self.k_max:
@@ -171,7 +180,8 @@ class Config:
 
     def run_name(self) -> str:
         """Default run directory name: model-dataset-surrogate-T-seed."""
-        return f"{self.model}-{self.dataset}-{self.surrogate.replace(':', '')}-T{self.T}-seed{self.seed}"
+        model = self.model.replace(":", ".")  # a factory's MODULE:FACTORY; ':' is awkward in paths
+        return f"{model}-{self.dataset}-{self.surrogate.replace(':', '')}-T{self.T}-seed{self.seed}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -8,8 +8,8 @@ Before the run folder is created, every setting is checked (snn.train.prepare, w
 of a test sample). Then every epoch (`_epoch`): train (Dspike selection first when asked), step
 the cosine LR and ESG, evaluate the validation and test splits, append a metrics row, then write
 <out>/best.pt (when validation accuracy improved) and <out>/last.pt atomically, and rewrite the
-metrics files. Failures are the exceptions listed in run(); under torchrun they end every rank
-together.
+metrics files (spike_rates.csv included; the spike-rate plot is drawn at the end, snn.train.spikes).
+Failures are the exceptions listed in run(); under torchrun they end every rank together.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Sampler
 from ..data import make_loader
 from ..dspike import DspikeSchedule
 from ..esg import ESG
-from . import checkpoint, distributed, metrics, runfolder
+from . import checkpoint, distributed, metrics, runfolder, spikes
 from .config import Config
 from .distributed import Context
 from .loop import EpochPlan, NonFiniteLoss, Stopped, evaluate, train_epoch
@@ -246,6 +246,7 @@ def _finish(setup: Setup, history: list[dict]) -> Results:
         metrics.write(setup.out, history)
         text = json.dumps(results.to_dict(), indent=2) + "\n"
         checkpoint.write_atomic(setup.out / "results.json", lambda f: f.write(text.encode()))
+        spikes.write_plot(setup.out, history)
 
     distributed.together(write_results, setup.ctx, main_only=True)
     _log(setup.ctx, results.report())

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from .. import exits
 from ..im_loss import im_loss
 from ..monitor import SpikeRateMonitor
+from ..neuron import lif_layers
 from . import distributed
 from .distributed import Context
 from .state import PartialEpoch
@@ -109,6 +110,8 @@ def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer:
         if ctx.main:  # the sums are global: count them once
             sums += torch.tensor(resume_from.sums, dtype=torch.float64, device=settings.device)
     steps = first + len(loader)
+    # without IM-Loss its value is still logged, where it is defined (a factory model may have no restricted LIF)
+    logged_im = any(m.im for m in lif_layers(model))
     bar = tqdm(total=len(loader.sampler) * ctx.world, unit="img", unit_scale=True, leave=False, dynamic_ncols=True,
                desc=f"epoch {epoch + 1}/{epochs}", disable=not plan.progress)
     start = time.perf_counter()
@@ -123,7 +126,7 @@ def train_epoch(net: nn.Module, model: nn.Module, loader: DataLoader, optimizer:
             im = distributed.im_loss(model, ctx)
             loss = ce + settings.im_lambda * im
         else:
-            im, loss = im_loss(model).detach(), ce
+            im, loss = (im_loss(model).detach() if logged_im else ce.detach().new_zeros(())), ce
         value = loss.item()
         if distributed.all_max(float(not math.isfinite(value)), ctx) > 0:
             raise NonFiniteLoss(f"non-finite loss {value} (CE {ce.item()}, IM {im.item()})", epoch + 1, epochs,
@@ -160,11 +163,12 @@ def evaluate(model: nn.Module, loader: DataLoader, settings: StepSettings, ctx: 
              rates: bool = False) -> tuple[float, dict[str, float]]:
     """Accuracy of model (eval mode) over this rank's shard of a dataset, reduced over ranks.
 
-    rates: also return each LIF layer's spike rate over the whole dataset (else {}).
+    rates: also return each LIF layer's spike rate over the whole dataset (else, or without LIF layers, {}).
     -> (accuracy in [0, 1], {layer name: spike rate})
     """
     model.eval()
-    monitor = SpikeRateMonitor(model) if rates else None
+    # a factory model trained without IM-Loss may have no snn.LIF: then there is no rate to report
+    monitor = SpikeRateMonitor(model) if rates and lif_layers(model) else None
     correct = torch.zeros((), dtype=torch.float64, device=settings.device)
     count = 0
     try:

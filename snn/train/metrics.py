@@ -1,4 +1,4 @@
-"""Per-epoch metrics: one row per epoch in <out>/metrics.csv and <out>/metrics.jsonl.
+"""Per-epoch metrics: one row per epoch in <out>/metrics.csv and <out>/metrics.jsonl (and <out>/spike_rates.csv).
 
 Columns (accuracies are fractions in [0, 1]; an empty cell / null means "not applicable"):
   epoch           1-based epoch number (= epochs completed after it)
@@ -19,6 +19,7 @@ Columns (accuracies are fractions in [0, 1]; an empty cell / null means "not app
   peak_mem_mib    CUDA: peak allocated memory during the epoch (max over ranks);
                   CPU: peak resident memory of the process so far (max over ranks)
   rate/<layer>    spike rate of each LIF layer over the test set (the data of the paper's Fig. 2)
+spike_rates.csv holds the rate/<layer> entries in long form (snn.train.spikes).
 The files are rewritten from the checkpoint's history after every epoch, so a resumed run's
 files hold exactly the epochs its checkpoint holds.
 """
@@ -32,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import spikes
 from .checkpoint import write_atomic
 
 CSV, JSONL = "metrics.csv", "metrics.jsonl"
@@ -44,6 +46,7 @@ def write(out: Path, history: list[dict]) -> None:
     jsonl = "".join(json.dumps(row) + "\n" for row in history)
     write_atomic(out / CSV, lambda f: f.write(csv.encode()))
     write_atomic(out / JSONL, lambda f: f.write(jsonl.encode()))
+    spikes.write_csv(out, history)  # the rate/<layer> columns again, one row per epoch and layer
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -23,7 +23,7 @@ from .. import models
 from ..data import build_datasets, make_loader
 from ..dspike import DspikeSchedule
 from ..esg import ESG
-from . import distributed, runfolder
+from . import distributed, factory, runfolder
 from .config import Config, ConfigError
 from .distributed import Context
 from .loop import StepSettings, model_input
@@ -75,8 +75,21 @@ def _out_of_memory(error: BaseException) -> bool:
 
 
 def build_model(cfg: Config, info) -> nn.Module:
-    """The configured network for the dataset's info; raises ConfigError for settings it rejects."""
+    """The configured network for the dataset's info (a DatasetInfo, or anything with its
+    num_classes, in_channels and size): one of snn.models, or a factory's (snn.train.factory).
+    Raises ConfigError for settings it rejects, also a factory that cannot be used or a factory
+    model without the snn.LIF layers IM-Loss, ESG or Dspike need."""
     surrogate = cfg.surrogate_spec
+    if factory.is_factory(cfg.model):
+        settings = dict(num_classes=info.num_classes, in_channels=info.in_channels, input_size=info.size[0], T=cfg.T,
+                        vth=cfg.vth, decay=cfg.decay, surrogate=surrogate.lif, alpha=surrogate.alpha,
+                        detach_reset=cfg.detach_reset, backend=cfg.backend)
+        try:
+            model = factory.build(cfg.model, settings, cfg.time_major)
+            factory.check_trainable(model, cfg.model, cfg.im_lambda, surrogate.schedule)
+        except factory.FactoryError as e:
+            raise ConfigError(str(e)) from None
+        return model
     try:
         return models.build(cfg.model, info.num_classes, in_channels=info.in_channels, norm=cfg.norm,
                             width=cfg.width, input_size=info.size[0], vth=cfg.vth, decay=cfg.decay,
@@ -84,6 +97,14 @@ def build_model(cfg: Config, info) -> nn.Module:
                             backend=cfg.backend, bias=cfg.bias)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model {cfg.model}: {e}") from None
+
+
+def model_info(info) -> dict:
+    """What a checkpoint records of the data so that snn.load rebuilds the model without it: the
+    class count and names, input channels and size (H, W), and the data kind ('static' images,
+    'events' frames)."""
+    return {"num_classes": info.num_classes, "in_channels": info.in_channels, "size": list(info.size),
+            "kind": info.kind, "classes": list(info.classes)}
 
 
 def preflight(model: nn.Module, sample: torch.Tensor, settings: StepSettings, cfg: Config, batch: int = 1) -> None:
@@ -222,6 +243,7 @@ def prepare(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitSt
 
     model = distributed.together(checked_model, ctx)
     training = build_training(cfg, model)
+    training.model_info = model_info(info)
     sampler = DistributedSampler(train_set, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed)
     local_batch = cfg.batch_size // ctx.world
     val_loader = None if val_set is None else make_loader(shard(val_set, ctx), local_batch, train=False,
@@ -230,7 +252,8 @@ def prepare(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitSt
 
     distributed.together(lambda: runfolder.take_folder(held, out, cfg), ctx, main_only=True)
     description = (
-        f"{cfg.model} (width {cfg.width:g}, {models.count_parameters(model):,} parameters) on {cfg.dataset} "
+        f"{cfg.model} ({'' if factory.is_factory(cfg.model) else f'width {cfg.width:g}, '}"
+        f"{models.count_parameters(model):,} parameters) on {cfg.dataset} "
         f"{info.size[0]}x{info.size[1]}: {len(train_set)} train / {0 if val_set is None else len(val_set)} val / "
         f"{len(test_set)} test, T={cfg.T}, surrogate {cfg.surrogate}, IM-Loss weight {cfg.im_lambda:g}, "
         f"{cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size} on {ctx.world} x {ctx.device.type}"

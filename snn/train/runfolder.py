@@ -3,7 +3,8 @@
 A run folder (--out) holds config.json (the settings), last.pt (the checkpoint after the last
 finished epoch, or mid-epoch after a signal: key "partial"), best.pt (the checkpoint of the best
 validation epoch, when there is a validation split), metrics.csv / metrics.jsonl (one row per
-epoch) and results.json (after the last epoch). Guarantees:
+epoch), spike_rates.csv (per epoch and LIF layer) and, after the last epoch, results.json and
+spike_rates.png. Guarantees:
 - every file is written atomically (checkpoint.write_atomic): a kill leaves the old file or the
   new one, never a torn one; the temporary files of interrupted writes are removed on open;
 - one process at a time (runlock): a second run or --resume of a live run is refused;
@@ -32,7 +33,8 @@ from .config import Config, ConfigError
 from .distributed import Context
 from .state import CHECKPOINT_KEYS, PartialEpoch, Training
 
-RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "metrics.jsonl", "results.json")  # written atomically
+RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "metrics.jsonl", "results.json",
+             "spike_rates.csv", "spike_rates.png")  # written atomically
 
 def check_resumable(saved: dict, cfg: Config, path: Path) -> None:
     """Refuse to resume a checkpoint trained with other settings, naming the fields that differ.
@@ -142,7 +144,7 @@ def resume(training: Training, cfg: Config, ctx: Context, path: Path) -> Resumed
     return Resumed(list(state["history"]), state.get("best"), partial)
 
 
-LONGEST_RUN_FILE = len(".metrics.jsonl.12345678.tmp")  # a temporary file of write_atomic, the longest name
+LONGEST_RUN_FILE = len(".spike_rates.csv.12345678.tmp")  # a temporary file of write_atomic, the longest name
 
 
 def check_path_length(out: Path, existing: Path) -> None:

@@ -60,6 +60,7 @@ class Training:
     esg: Optional[ESG]
     selector: Optional[DspikeSchedule]
     generator: torch.Generator  # the training loader's: drives its worker seeds
+    model_info: Optional[dict] = None  # prepare.model_info: lets snn.load rebuild the model without the data
 
     def state(self, cfg: Config, history: list[dict], rng: list[dict], best: Optional[dict] = None,
               partial: Optional[PartialEpoch] = None, loader_generator: Optional[torch.Tensor] = None) -> dict:
@@ -74,6 +75,8 @@ class Training:
                  "dspike_b": None if self.selector is None else self.selector.b,
                  "loader_generator": self.generator.get_state() if loader_generator is None else loader_generator,
                  "rng": rng, "history": history, "best": best}
+        if self.model_info is not None:
+            state["model_info"] = self.model_info
         if partial is not None:
             state["partial"] = partial.to_state()
         return state

@@ -478,7 +478,7 @@ def test_digits_and_synthetic_are_learnable():
 # ---------------------------------------------------------------- entry point and loaders
 
 def test_build_datasets_rejects_bad_arguments(tmp_path):
-    assert set(DATASETS) == {"cifar10", "cifar100", "imagenet", "cifar10-dvs", "digits", "synthetic"}
+    assert set(DATASETS) == {"cifar10", "cifar100", "imagenet", "cifar10-dvs", "digits", "synthetic", "folder"}
     with pytest.raises(ValueError, match="name must be one of"):
         build_datasets("mnist")
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['sise'\]; it accepts \['size'\]"):
