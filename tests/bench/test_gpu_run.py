@@ -191,7 +191,7 @@ def test_an_out_it_cannot_use_exits_2_with_one_line_before_any_step(tmp_path, tm
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setattr(gpu_run, "run_step", lambda *a, **k: pytest.fail("a step ran"))
     if where == "read-only":
-        out = tmpfs("ro") / "out"
+        out = tmpfs("ro")  # the folder exists: only a write in it fails
     elif where == "a file":
         out = tmp_path / "out"
         out.write_text("")
