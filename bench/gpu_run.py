@@ -54,6 +54,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from snn import exits
+from snn.files import make_folder, write_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 # What the GPU machine brings back from $OUT: at most 8 files, 16 MiB each, 64 MiB in all, 2 folders
 # down, with names of these characters only; anything else there is lost.
@@ -235,13 +238,12 @@ def save_progress(raw: Path, out: Path, summary: dict) -> None:
     """The raw results so far as out/bench-raw.tar.gz and the steps so far in out/summary.json,
     each replaced atomically: if the whole run is stopped from outside, $OUT still holds every
     result measured up to the last finished step."""
-    tmp = out / "bench-raw.tar.gz.part"
-    with tarfile.open(tmp, "w:gz") as tar:
-        tar.add(raw, arcname="raw")
-    os.replace(tmp, out / "bench-raw.tar.gz")
-    tmp = out / "summary.json.part"
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, out / "summary.json")
+    def tar(f) -> None:
+        with tarfile.open(fileobj=f, mode="w:gz") as archive:
+            archive.add(raw, arcname="raw")
+
+    write_atomic(out / "bench-raw.tar.gz", tar)
+    write_atomic(out / "summary.json", json.dumps(summary, indent=1))
 
 
 def report_name(raw: Path, rehearsal: bool) -> str:
@@ -281,7 +283,22 @@ def rehearsal_problems(steps: list[Step], outcomes: list[Outcome], out: Path, na
     return problems
 
 
+OWN_FILES = ("run.log", "summary.json", "bench-raw.tar.gz")  # what the run writes in $OUT itself
+
+
 def main(argv=None) -> int:
+    """The whole run; an $OUT that cannot be used (read-only, a file, a folder where one of its files
+    belongs) or a file that cannot be written there ends it with one line `error: ...` and the
+    error's exit code (snn.exits), not a traceback."""
+    try:
+        return _main(argv)
+    except OSError as e:
+        code = exits.of(e)
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return exits.USAGE if code is None else code
+
+
+def _main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu_run", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="where everything lands ($OUT on the GPU machine)")
     parser.add_argument("--rehearsal", action="store_true", help="CPU, interpreter, tiny sizes, one stalled group")
@@ -295,8 +312,7 @@ def main(argv=None) -> int:
         parser.error("the rehearsal runs the Triton kernels in the interpreter: set TRITON_INTERPRET=1")
     if not args.rehearsal:
         os.environ.pop("TRITON_INTERPRET", None)
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(args.out, "--out", files=OWN_FILES).resolve()
     raw = Path(tempfile.mkdtemp(prefix="gpu-run-raw-"))
     log = Log(out / "run.log")
     start = time.monotonic()
@@ -333,7 +349,7 @@ def main(argv=None) -> int:
         problems += [f"{o.name}: {o.status} ({o.note})" for o in outcomes if o.status not in ("ok", "skipped")]
     if stopped:
         problems.append(stopped)
-    (out / "summary.json").write_text(json.dumps({**summary(), "report_name": name, "problems": problems}, indent=1))
+    write_atomic(out / "summary.json", json.dumps({**summary(), "report_name": name, "problems": problems}, indent=1))
     table = "\n".join(f"  {o.name:<26} {o.status:<8} {o.seconds:6.1f} s / cap {o.cap:4.0f} s  {o.note}"
                       for o in outcomes)
     verdict = "OK" if not problems else "FAILED:\n  " + "\n  ".join(problems)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from reproduce._common import dspike_cost
 from reproduce._common.budget import Budget, git_sha, is_main
-from reproduce._common.script import command, start
+from reproduce._common.script import command, one_line_errors, start
 from snn.files import write_atomic
 from reproduce._common.training import ROW_ERRORS, Setting, config, data_label, sync, train, trained_model_on_batch
 from reproduce.fig2_spike_rate import initial_rates
@@ -294,6 +294,7 @@ def run_claims(budget: Budget, args, selected: list[str], report: Callable[[Clai
             report(claim)
 
 
+@one_line_errors
 def main(argv: Optional[list[str]] = None) -> int:
     started = start(SCRIPT, __doc__, argv, IDS, ("cifar10",))
     if started is None:

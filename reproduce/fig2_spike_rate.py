@@ -24,7 +24,7 @@ import pandas as pd
 
 from reproduce._common import plot
 from reproduce._common.budget import is_main
-from reproduce._common.script import budget_note, command, finish, start
+from reproduce._common.script import budget_note, command, finish, one_line_errors, start
 from reproduce._common.table import Measured, ResultsTable
 from reproduce._common.training import (ROW_ERRORS, Setting, cells, config, data_label, not_run,
                                         run_device, train)
@@ -110,6 +110,7 @@ def draw(frame: pd.DataFrame, budget, data: str, path: Path) -> Path:
     return plot.save(fig, path)
 
 
+@one_line_errors
 def main(argv: Optional[list[str]] = None) -> int:
     started = start(SCRIPT, __doc__, argv, list(MODELS), ("cifar10",))
     if started is None:

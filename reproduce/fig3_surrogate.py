@@ -25,7 +25,8 @@ import torch
 from kernels import lif_scan
 from reproduce._common import plot
 from reproduce._common.budget import REFERENCE_RESULTS, REPO, RESULTS, git_sha
-from snn.files import write_atomic
+from reproduce._common.script import one_line_errors
+from snn.files import make_folder, write_atomic
 
 SCRIPT = "fig3_surrogate"
 K_VALUES = (1.0, 2.0, 5.0, 10.0)
@@ -98,13 +99,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@one_line_errors
 def main(argv: Optional[list[str]] = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     if not all(k > 0 for k in args.k):
         p.error(f"every k must be > 0, got {args.k}")
     frame = curves(args.k, args.vth)
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_folder(args.out, "--out", files=tuple(SCRIPT + s for s in (".csv", ".md", ".png")))
     csv, md = args.out / f"{SCRIPT}.csv", args.out / f"{SCRIPT}.md"
     write_atomic(csv, frame.to_csv(index=False))
     table = summary(frame, args.vth).to_markdown(index=False, floatfmt=".3g")

@@ -21,7 +21,7 @@ import pandas as pd
 
 from reproduce._common import plot
 from reproduce._common.budget import is_main
-from reproduce._common.script import budget_note, command, finish, start
+from reproduce._common.script import budget_note, command, finish, one_line_errors, start
 from reproduce._common.table import Paper, ResultsTable
 from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,
                                         data_label, measured, not_run, train)
@@ -55,6 +55,7 @@ def draw(frame: pd.DataFrame, budget, data: str, path: Path) -> Path:
     return plot.save(fig, path)
 
 
+@one_line_errors
 def main(argv: Optional[list[str]] = None) -> int:
     ids = [f"{a}/{c}" for a in ARCHS for c in CURVES]
     started = start(SCRIPT, __doc__, argv, ids, ("cifar10",))

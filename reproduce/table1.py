@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from reproduce._common.budget import is_main
-from reproduce._common.script import budget_note, command, finish, start, walk
+from reproduce._common.script import budget_note, command, finish, one_line_errors, start, walk
 from reproduce._common.table import Paper, ResultsTable
 from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,
                                         data_label, measured, not_run, train)
@@ -67,6 +67,7 @@ EXTRA = ["norm", "surrogate", "IM-Loss weight", "warm start", *ACCURACY_COLUMNS]
 PRINTED = ["row", "paper value", "ours", "difference", "epochs", "wall time", "warm start"]
 
 
+@one_line_errors
 def main(argv: Optional[list[str]] = None) -> int:
     started = start(SCRIPT, __doc__, argv, [r.id for r in ROWS], ("cifar10",))
     if started is None:

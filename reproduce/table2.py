@@ -23,7 +23,7 @@ from typing import Optional
 
 from reproduce._common import dspike_cost
 from reproduce._common.budget import is_main
-from reproduce._common.script import budget_note, command, finish, start, walk
+from reproduce._common.script import budget_note, command, finish, one_line_errors, start, walk
 from reproduce._common.table import QUOTED, Paper, ResultsTable
 from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,
                                         data_label, measured, not_run, train_or_reason)
@@ -114,6 +114,7 @@ def dspike_cells(cost: dspike_cost.DspikeCost, history: list[dict], batch_size: 
                                         + (" (flat: b kept)" if cost.flat else "")}
 
 
+@one_line_errors
 def main(argv: Optional[list[str]] = None) -> int:
     started = start(SCRIPT, __doc__, argv, [r.id for r in ROWS],
                     ("cifar10", "cifar100", "imagenet", "cifar10-dvs"), variation=True)

@@ -7,6 +7,7 @@ Each exception a command line reports in one line carries its code as the class 
 
 from __future__ import annotations
 
+import signal
 from typing import Optional
 
 DONE = 0
@@ -14,10 +15,12 @@ FAILED = 1  # the run could not finish its work: a file write, or another proces
 USAGE = 2  # the user can fix it: settings, data, a checkpoint, the run folder (argparse uses 2 too)
 DIVERGED = 3
 SIGNALLED = 128  # stopped by signal N: SIGNALLED + N, the shell's convention
+# The signals a run stops on cleanly (129, 130, 143): a closed session, Ctrl-C, a scheduler's stop.
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
 
 
 def signalled(signum: int) -> int:
-    """The code of a process stopped by signal signum (130 for SIGINT, 143 for SIGTERM)."""
+    """The code of a process stopped by signal signum (129 SIGHUP, 130 SIGINT, 143 SIGTERM)."""
     return SIGNALLED + signum
 
 

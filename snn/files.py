@@ -69,3 +69,39 @@ def partial_writes(folder, names) -> list[Path]:
     """The temporary files `.<name>.*.tmp` that an interrupted write_atomic of one of names (file
     names in folder) left behind, sorted."""
     return sorted(p for name in names for p in Path(folder).glob(f".{name}.*.tmp") if p.is_file())
+
+
+class FolderError(OSError):
+    """An output folder (--out, --runs, $OUT) cannot be created or used: it is a file or lies under
+    one, sits on a read-only or full file system, loops through symbolic links, or holds a folder
+    where a file of ours belongs. The message names the flag, the path and the reason; a setting
+    the user fixes, so the exit code is exits.USAGE."""
+
+    exit_code = exits.USAGE
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error)  # pathlib reports a symbolic-link loop as RuntimeError before Python 3.13
+
+
+def make_folder(folder, flag: str = "--out", files: tuple[str, ...] = ()) -> Path:
+    """Create folder (and its parents) and check that a file can be created in it and that none of
+    files (names the caller writes there) is a folder; -> the folder.
+
+    Raises FolderError naming flag, the path and the reason. Nothing is left behind by the check
+    (its probe file is unlinked at once)."""
+    folder = Path(folder)
+    try:
+        folder.resolve()  # a symbolic-link loop fails here rather than in the first write
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except (OSError, RuntimeError) as e:
+        raise FolderError(f"cannot use {flag} {folder}: {_reason(e)}; choose another {flag}") from None
+    for name in files:
+        if (folder / name).is_dir():
+            raise FolderError(f"cannot use {flag} {folder}: {folder / name} is a folder where a file belongs; "
+                              f"remove it or choose another {flag}")
+    return folder

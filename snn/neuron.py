@@ -98,6 +98,12 @@ class LIF(nn.Module):
     vth, decay, surrogate = _setting("vth"), _setting("decay"), _setting("surrogate")
     alpha, reset, detach_reset = _setting("alpha"), _setting("reset"), _setting("detach_reset")
 
+    def __setattr__(self, name: str, value) -> None:
+        if name in SETTINGS:  # to its validating property: nn.Module would try to register a Parameter under it
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     @property
     def params(self) -> LIFParams:
         """The current settings as a validated `kernels.LIFParams`."""

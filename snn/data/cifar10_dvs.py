@@ -94,6 +94,9 @@ def load_events(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, y, p
 
 
+_UNWRITABLE: set = set()  # frame-cache folders this process found unwritable (and warned about)
+
+
 class EventFrames(Dataset):
     """(frames [frames, 2, size, size] float32, label) per event file, computed once and cached.
 
@@ -130,9 +133,11 @@ class EventFrames(Dataset):
         try:
             write_atomic(cached, lambda f: torch.save(frames, f), fsync=False)  # a cache: losing it costs time only
         except WriteError as e:
-            warnings.warn(f"cifar10-dvs: the frame cache {self.cache_dir} cannot be written ({e}); going on without "
-                          f"it (frames are computed on every read); pass the data option cache_dir=DIR with a "
-                          f"writable DIR to cache them", stacklevel=2)
+            if self.cache_dir not in _UNWRITABLE:  # the train and test sets share the folder: one warning
+                _UNWRITABLE.add(self.cache_dir)
+                warnings.warn(f"cifar10-dvs: the frame cache {self.cache_dir} cannot be written ({e}); going on "
+                              f"without it (frames are computed on every read); pass the data option cache_dir=DIR "
+                              f"with a writable DIR to cache them", stacklevel=2)
             self.cache_dir = None
         return frames, label
 

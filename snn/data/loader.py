@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .. import exits
 from ..checks import boolean as check_bool, integer as check_int
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """Every loader's worker_init_fn: the worker ignores SIGHUP, SIGINT and SIGTERM. A signal sent
+    to the whole process group (a scheduler, `timeout`, torchrun's agent) reaches the workers too;
+    killed by it, they would take the run down with a worker error, while the main process stops
+    the run at a step boundary and saves what --resume needs (snn.train.stop)."""
+    for s in exits.STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int = 0,
@@ -32,4 +43,5 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int 
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
                       num_workers=workers, persistent_workers=workers > 0, pin_memory=pin_memory,
-                      drop_last=drop_last, generator=generator)
+                      drop_last=drop_last, generator=generator,
+                      worker_init_fn=ignore_stop_signals if workers > 0 else None)

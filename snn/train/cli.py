@@ -26,7 +26,7 @@ Without a preset the run is a small CPU job on scikit-learn's bundled digits (no
 CIFARNet at width 0.25, T=2, tdBN, ESG, IM-Loss weight 2, SGD lr 0.1, batch 64, 4 epochs, cosine LR.
 Flags override the preset's fields; every default below is that of the digits run."""
 
-_SIGNALLED = f"{exits.signalled(signal.SIGINT)} / {exits.signalled(signal.SIGTERM)}"
+_SIGNALLED = " / ".join(str(exits.signalled(s)) for s in exits.STOP_SIGNALS)
 EPILOG = f"""\
 presets (the recipe of the authors' released code, docs/design.md "Training recipe": SGD momentum
 0.9, weight decay 1e-4, lr 0.1, cosine annealing, batch 128, 100 epochs; with the paper's tdBN,
@@ -44,14 +44,17 @@ exit codes (each failure prints one line "error: ...", under torchrun on every r
   {exits.FAILED:<9} a run file could not be written (full disk, ...; the previous checkpoint is kept), or
             another process of the run failed
   {exits.USAGE:<9} bad settings (found before the run folder is created: also a --model MODULE:FACTORY that
-            does not import, fails or returns no nn.Module, or has no snn.LIF for IM-Loss to restrict, and
-            an empty class folder of --dataset folder), missing or corrupt data, an
+            does not import, fails or returns no nn.Module, or has no snn.LIF for IM-Loss to restrict,
+            an empty class folder of --dataset folder, and an --out that cannot be made, locked or
+            written, a symbolic-link loop included), missing or corrupt data, an
             unreadable or damaged checkpoint, a run directory that already holds a run (pass --resume)
             or is in use by another process, or a process group that cannot be joined
   {exits.DIVERGED:<9} training diverged: non-finite loss, gradient or weights (the last checkpoint, with
             finite weights, is kept)
-  {_SIGNALLED:<9} stopped by SIGINT (Ctrl-C) / SIGTERM at the next step, after saving a
-            checkpoint that --resume continues
+  {_SIGNALLED}
+            stopped by SIGHUP / SIGINT (Ctrl-C) / SIGTERM (also when sent to the whole process group,
+            data-loader workers included) at the next step, after saving a checkpoint that --resume
+            continues; a signal during a checkpoint write takes effect once the write is complete
 
 examples:
   python -m snn.train                                     # digits on CPU
@@ -181,7 +184,7 @@ def main(argv=None) -> int:
     config = config_from_args(argv)
     try:
         run(config)
-    except Interrupted as e:  # SIGINT / SIGTERM, after saving what resumes
+    except Interrupted as e:  # SIGHUP / SIGINT / SIGTERM, after saving what resumes
         return _fail(e, e.exit_code, "interrupted")
     except KeyboardInterrupt:  # Ctrl-C before run() took the signals over (joining the process group)
         return _fail("stopped on SIGINT before the run started; nothing was written",

@@ -99,7 +99,7 @@ def run(config: Config) -> Results:
     checkpoint, whose weights are finite, stays), checkpoint.WriteError when a run file cannot be
     written, distributed.PeerFailed on the other ranks when one rank fails in a shared step,
     runlock.RunFolderBusy (a ConfigError) when another process holds the run folder, and
-    stop.Interrupted on SIGINT / SIGTERM (after writing a checkpoint that --resume continues, when
+    stop.Interrupted on SIGINT / SIGTERM / SIGHUP (after writing a checkpoint that --resume continues, when
     the signal came while training). An exception on one rank ends every rank (see distributed).
     """
     if not isinstance(config, Config):
@@ -127,10 +127,12 @@ def _run(cfg: Config, ctx: Context, signals: Signals) -> Results:
 def _train(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitStack) -> Results:
     signals.immediate = "before training began; no checkpoint was written"
     setup = prepare(cfg, ctx, signals, held)
-    resumed = distributed.together(lambda: runfolder.resume(setup.training, cfg, ctx, setup.last_path), ctx) \
-        if cfg.resume else Resumed()
+    with signals.writing():  # resume may rebuild best.pt
+        resumed = distributed.together(lambda: runfolder.resume(setup.training, cfg, ctx, setup.last_path), ctx) \
+            if cfg.resume else Resumed()
     history, best, partial = resumed.history, resumed.best, resumed.partial
-    distributed.together(lambda: runfolder.open_out(setup.out, cfg, history), ctx, main_only=True)
+    with signals.writing():
+        distributed.together(lambda: runfolder.open_out(setup.out, cfg, history), ctx, main_only=True)
     net = distributed.wrap(setup.training.model, ctx)  # after the resume: DDP starts from rank 0's weights
     _log(ctx, setup.description)
 
@@ -142,6 +144,9 @@ def _train(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitSta
         if signum and epoch + 1 < cfg.epochs:
             raise Interrupted(signum, f"stopped on {signal_name(signum)} after epoch {epoch + 1}/{cfg.epochs}; "
                                       f"{setup.last_path} holds it: continue with --resume")
+        if signum:  # came during the last epoch's evaluation or writes: stop as documented, not with 0
+            raise Interrupted(signum, f"stopped on {signal_name(signum)} after the last epoch; {setup.last_path} "
+                                      f"holds every epoch: --resume writes the results")
     signals.immediate = f"after the last epoch; {setup.last_path} holds every epoch: --resume writes the results"
     return _finish(setup, history)
 
@@ -176,7 +181,8 @@ def _epoch(setup: Setup, net: nn.Module, history: list[dict], best: Optional[dic
     if improved and ctx.main:  # rank 0 writes the files, and the record
         best = best_record(len(history), training.model)
     state = training.state(cfg, history, _rng_of_every_rank(ctx), best)
-    distributed.together(lambda: _write_epoch(setup, state, history, improved), ctx, main_only=True)
+    with setup.signals.writing():
+        distributed.together(lambda: _write_epoch(setup, state, history, improved), ctx, main_only=True)
     _log(ctx, metrics.summary(row, cfg.epochs))
     return best
 
@@ -232,7 +238,8 @@ def _stop_mid_epoch(setup: Setup, stopped: Stopped, history: list[dict], best: O
     dspike_cost = None if training.selector is None else training.selector.cost
     partial = dataclasses.replace(stopped.progress, dspike=dspike_cost)
     state = training.state(cfg, history, _rng_of_every_rank(setup.ctx), best, partial, generator_at_start)
-    distributed.together(lambda: checkpoint.save(setup.last_path, state), setup.ctx, main_only=True)
+    with setup.signals.writing():
+        distributed.together(lambda: checkpoint.save(setup.last_path, state), setup.ctx, main_only=True)
     raise Interrupted(stopped.signum, f"stopped on {signal_name(stopped.signum)} at step {partial.step}/"
                                       f"{partial.steps} of epoch {len(history) + 1}/{cfg.epochs}; saved "
                                       f"{setup.last_path}: continue with --resume")
@@ -248,7 +255,8 @@ def _finish(setup: Setup, history: list[dict]) -> Results:
         checkpoint.write_atomic(setup.out / "results.json", lambda f: f.write(text.encode()))
         spikes.write_plot(setup.out, history)
 
-    distributed.together(write_results, setup.ctx, main_only=True)
+    with setup.signals.writing():
+        distributed.together(write_results, setup.ctx, main_only=True)
     _log(setup.ctx, results.report())
     return results
 

@@ -234,7 +234,8 @@ def prepare(cfg: Config, ctx: Context, signals: Signals, held: contextlib.ExitSt
 
     def checked_model():
         net = build_model(cfg, info)
-        if cfg.init_from is not None:
+        if cfg.init_from is not None and not (cfg.resume and (out / "last.pt").exists()):
+            # a resumed run takes its weights from its own last.pt: the source may be gone or replaced
             runfolder.init_weights(net, Path(cfg.init_from))
         net = net.to(ctx.device, memory_format=torch.channels_last if settings.channels_last
                      else torch.preserve_format)

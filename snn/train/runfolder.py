@@ -42,12 +42,20 @@ def check_resumable(saved: dict, cfg: Config, path: Path) -> None:
     A run trained for other epochs cannot be resumed either: its cosine LR period and ESG's N are
     its epochs, so the message points to --init-from, which starts a new run from its weights."""
     mine = cfg.identity()
-    differ = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k, None) != v]
+    differ = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if not _same(k, saved.get(k, None), v)]
     if differ:
         further = (f". To train it further, start a new run from its weights: --init-from {path} --epochs N "
                    f"--out NEW_FOLDER" if any(d.startswith("epochs:") for d in differ) else "")
         raise ConfigError(f"cannot resume {path}: it was trained with other settings ({'; '.join(differ)}); "
                           f"use the same settings or another --out{further}")
+
+
+def _same(key: str, saved, mine) -> bool:
+    """Whether a setting recorded in a checkpoint equals this run's. --init-from is a path: the same
+    file named relative or absolute (from the same working folder) is the same setting."""
+    if key == "init_from" and saved is not None and mine is not None:
+        return os.path.abspath(saved) == os.path.abspath(mine)
+    return saved == mine
 
 
 def init_weights(model: nn.Module, path: Path) -> None:
@@ -178,6 +186,10 @@ def _refuse_a_run_without_resume(out: Path, cfg: Config) -> None:
 def check_out(out: Path, cfg: Config) -> None:
     """Before anything is built: refuse an --out that holds a run without --resume, or that cannot
     be a folder (ConfigError; RunExists for the former)."""
+    try:
+        out.resolve()
+    except (OSError, RuntimeError) as e:  # a symbolic-link loop (RuntimeError before Python 3.13)
+        raise ConfigError(f"cannot use --out {out}: {e}; choose another --out") from None
     existing = next(p for p in (out, *out.parents) if _exists(p))
     check_path_length(out, existing)
     _refuse_a_run_without_resume(out, cfg)

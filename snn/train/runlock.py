@@ -51,7 +51,10 @@ def hold(folder, wait: bool = False, on_wait: Optional[Callable[[str], None]] = 
     calling on_wait(holder) once first; else raise RunFolderBusy naming the holder's PID.
     Raises ConfigError when the folder or its lock file cannot be created."""
     folder = Path(folder)
-    key = folder.resolve()
+    try:
+        key = folder.resolve()
+    except (OSError, RuntimeError) as e:  # pathlib reports a symbolic-link loop as RuntimeError
+        raise ConfigError(f"cannot use the run folder {folder}: {e}; choose another --out") from None
     if key in _held:
         _held[key][1] += 1
         try:
@@ -59,12 +62,11 @@ def hold(folder, wait: bool = False, on_wait: Optional[Callable[[str], None]] = 
         finally:
             _held[key][1] -= 1
         return
+    created = _missing(folder)
+    f = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         f = open(folder / LOCK, "a+")
-    except OSError as e:
-        raise ConfigError(f"cannot create the run folder {folder}: {e.strerror or e}; choose another --out") from None
-    try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -79,10 +81,36 @@ def hold(folder, wait: bool = False, on_wait: Optional[Callable[[str], None]] = 
         f.truncate()
         f.write(f"{os.getpid()} {socket.gethostname()}\n")
         f.flush()
-        _held[key] = [f, 1]
-        try:
-            yield
-        finally:
-            del _held[key]
+    except BaseException as e:
+        if f is not None:
+            with contextlib.suppress(OSError):  # its buffered PID may not fit either (ENOSPC): closed anyway
+                f.close()
+        if not isinstance(e, OSError):  # RunFolderBusy, a signal: the folder is another run's or kept
+            raise
+        # read-only, full (ENOSPC), a lock the file system refuses (ENOLCK: NFS without a lock daemon)
+        _remove_created(folder, created)
+        raise ConfigError(f"cannot create the run folder {folder} and its lock {LOCK}: {e.strerror or e}; choose "
+                          f"another --out") from None
+    _held[key] = [f, 1]
+    try:
+        yield
     finally:
+        del _held[key]
         f.close()  # releases the lock
+
+
+def _missing(folder: Path) -> list[Path]:
+    """folder and those of its parents that do not exist yet, deepest first."""
+    return [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
+
+
+def _remove_created(folder: Path, created: list[Path]) -> None:
+    """Undo what a failed hold() made: the lock file in a folder it created, then those folders
+    (deepest first), so that a refused run leaves no run folder behind."""
+    if not created:
+        return
+    with contextlib.suppress(OSError):
+        (folder / LOCK).unlink(missing_ok=True)
+    for p in created:
+        with contextlib.suppress(OSError):
+            p.rmdir()

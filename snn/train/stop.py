@@ -1,21 +1,29 @@
-"""Stopping a run on SIGINT (Ctrl-C) or SIGTERM (a scheduler's stop) at the next step boundary.
+"""Stopping a run on SIGINT (Ctrl-C), SIGTERM (a scheduler's stop) or SIGHUP (a closed terminal or
+session) at the next step boundary.
 
-While a run trains, `Signals` replaces the handlers of both signals with one that only records the
+While a run trains, `Signals` replaces the handlers of these signals with one that only records the
 signal; the training loop polls `requested` between steps (all ranks agree through a collective),
 writes a checkpoint from which --resume continues, and raises Interrupted. A second signal while
-the first is being honoured raises Interrupted at once (the write in progress is atomic, so the
-previous checkpoint stays). The previous handlers come back when the run ends.
+the first is being honoured raises Interrupted at once. While a run file is being written
+(`Signals.writing()`), every signal is only recorded and acted on once the write is complete: an
+exception raised inside torch.save's writer leaves it failing with an unrelated error instead of
+the stop. The previous handlers come back when the run ends.
+
+Data-loader workers ignore these signals (snn.data.loader's worker_init_fn): a
+signal sent to the whole process group (a scheduler, `timeout`, torchrun's agent) reaches them
+too, and only the main process decides how the run stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from typing import Optional
 
 from .. import exits
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = exits.STOP_SIGNALS
 
 
 class Interrupted(KeyboardInterrupt):
@@ -47,18 +55,42 @@ class Signals:
         # nothing can be saved: set-up, or after the last epoch); None: record it for the loop.
         self.immediate: Optional[str] = None
         self._previous: dict = {}
+        self._writing = 0  # depth of writing() blocks
+        self._deferred: list[int] = []  # signals received during a write, acted on after it
 
     @property
     def requested(self) -> bool:
         return self.signum is not None
 
     def _handle(self, signum, frame) -> None:
+        if self._writing:
+            self._deferred.append(signum)
+            return
+        self._act(signum)
+
+    def _act(self, signum: int) -> None:
         if self.immediate is not None:
             raise Interrupted(signum, f"stopped on {name(signum)} {self.immediate}")
         if self.signum is not None:  # a second signal: stop now
             raise Interrupted(signum, f"stopped at once on a second {name(signum)}; the last complete checkpoint "
                                       f"is kept")
         self.signum = signum
+
+    @contextlib.contextmanager
+    def writing(self):
+        """For the with-block (a run file being written), record signals without acting on them; act
+        on them when it ends without an error (an error of the write is what the run reports)."""
+        self._writing += 1
+        try:
+            yield
+        finally:
+            self._writing -= 1
+        if not self._writing:
+            deferred, self._deferred = self._deferred, []
+            for signum in deferred:
+                if self.immediate is None and self.signum is not None:
+                    continue  # a stop is due already, right after this write: the loop acts on it
+                self._act(signum)
 
     def __enter__(self) -> "Signals":
         if threading.current_thread() is threading.main_thread():
@@ -70,3 +102,4 @@ class Signals:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous.clear()
+

@@ -181,3 +181,24 @@ def test_progress_is_saved_whole_after_each_step(tmp_path):
         assert sorted(tar.getnames()) == ["raw", "raw/a.jsonl", "raw/b.jsonl"]
     assert json.loads((out / "summary.json").read_text()) == {"steps": [1, 2]}
     assert sorted(p.name for p in out.iterdir()) == ["bench-raw.tar.gz", "summary.json"]
+
+
+@pytest.mark.parametrize("where", ["read-only", "a file", "a folder where run.log belongs",
+                                   "a folder where summary.json belongs"])
+def test_an_out_it_cannot_use_exits_2_with_one_line_before_any_step(tmp_path, tmpfs, monkeypatch, capsys, where):
+    """$OUT read-only (a real read-only tmpfs), a file, or holding a folder where one of the run's
+    own files belongs: one line `error: ...`, exit 2, and no step started."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(gpu_run, "run_step", lambda *a, **k: pytest.fail("a step ran"))
+    if where == "read-only":
+        out = tmpfs("ro")  # the folder exists: only a write in it fails
+    elif where == "a file":
+        out = tmp_path / "out"
+        out.write_text("")
+    else:
+        out = tmp_path / "out"
+        (out / where.split()[3]).mkdir(parents=True)
+    assert gpu_run.main(["--out", str(out), "--rehearsal"]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot use --out {out}") and "Traceback" not in err, err

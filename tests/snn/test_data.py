@@ -767,3 +767,21 @@ def test_resize_option_keys_the_cache(dvs_root, tmp_path, monkeypatch):
         assert torch.equal(test[0][0], frames)
     with pytest.raises(ValueError, match=r"resize must be one of \('bilinear', 'nearest', 'tet-pil'\), got 'area'"):
         build_datasets("cifar10-dvs", root=dvs_root, T=2, cache_dir=cache, resize="area")
+
+
+def test_a_full_frame_cache_warns_once(dvs_root, tmpfs):
+    """A real full file system (a filled 64 KiB tmpfs) under the frame cache: the training and the
+    test set share it, and reading from both gives one warning, not one per set."""
+    from ..conftest import fill
+
+    cache = tmpfs("size=64k")
+    (cache / "c").mkdir()
+    fill(cache)
+    train, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache / "c", val_fraction=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = train[0][0]
+        test[0], train[1], test[1]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "cannot be written" in messages[0], messages
+    assert first.shape[0] == 3

@@ -177,7 +177,10 @@ def test_sigint_and_sigterm_stop_with_one_line_and_a_resumable_checkpoint(tmp_pa
 
 
 def test_a_signal_before_training_exits_at_once_with_one_line(tmp_path, monkeypatch, capsys):
-    """SIGINT while the data is being built: nothing to save, stop at once (exit 130, one line)."""
+    """SIGINT while the data is being built: nothing to save, stop at once (exit 130, one line), and
+    the handlers in place before the run come back (whatever they were: pytest started in the
+    background inherits SIGINT ignored)."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     real = prepare.build_data
 
     def interrupted_build(cfg, ctx):
@@ -189,7 +192,7 @@ def test_a_signal_before_training_exits_at_once_with_one_line(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert err.startswith("interrupted: stopped on SIGINT before training began") and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
 
 
 # --- best.pt against the run's history ----------------------------------------------------------
