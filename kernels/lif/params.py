@@ -57,8 +57,9 @@ def _real(name: str, value) -> float:
 def _normal_fp32(name: str, value: float, accepted: str) -> None:
     """value must be 0 or have a magnitude in the normal fp32 range [FP32_TINY, FP32_MAX]."""
     if value != 0.0 and not FP32_TINY <= abs(value) <= FP32_MAX:
-        raise ValueError(f"{name} must be {accepted}: the kernels compute in fp32, where 0 < |{name}| < "
-                         f"{FP32_TINY:.8g} is subnormal and |{name}| > {FP32_MAX:.8g} overflows; got {value!r}")
+        why = (f"0 < |{name}| < {FP32_TINY:.8g} is subnormal" if abs(value) < FP32_TINY
+               else f"|{name}| > {FP32_MAX:.8g} overflows")
+        raise ValueError(f"{name} must be {accepted}: the kernels compute in fp32, where {why}; got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ examples:
   python -m snn.train                                     # digits on CPU
   python -m snn.train --preset paper-cifar10 --data-root ~/data --out runs/r19-c10
   python -m snn.train --preset paper-cifar10 --data-root ~/data --out runs/r19-c10 --resume
-  python -m snn.train --preset paper-cifar10 --data-root ~/data --out runs/r19-c10-more \
+  python -m snn.train --preset paper-cifar10 --data-root ~/data --out runs/r19-c10-more \\
       --init-from runs/r19-c10/last.pt --epochs 50 --lr 0.01     # train a finished run further
   python -m snn.train --model resnet19 --dataset cifar10 --T 4 --epochs 300 --batch-size 128 \\
       --lr 0.1 --norm tdbn --surrogate esg --im-lambda 2 --data-root ~/data --out runs/r19

@@ -130,7 +130,9 @@ class Config:
         if is_factory(self.model):
             check_spec(self.model)  # imported only when the run is prepared: an import failure is one ConfigError
         else:
-            checks.choice("model", self.model, MODELS)
+            if self.model not in MODELS:
+                raise ValueError(f"model must be one of {tuple(MODELS)} or MODULE:FACTORY (your own network, "
+                                 f"e.g. mypkg.nets:make), got {self.model!r}")
         for name, accepted in (("norm", NORMS), ("dataset", DATASETS), ("optimizer", OPTIMIZERS),
                                ("device", DEVICES), ("backend", LIF_BACKENDS)):
             checks.choice(name, getattr(self, name), accepted)

@@ -61,8 +61,12 @@ def resolve(spec: str):
     try:
         obj = importlib.import_module(module_name)
     except Exception as e:  # any error while importing the user's module: its own, or ModuleNotFoundError
+        missing = isinstance(e, ModuleNotFoundError) and (e.name == module_name
+                                                            or module_name.startswith(f"{e.name}."))
+        advice = ("put it on PYTHONPATH or install its package" if missing
+                  else "the module was found; fix the error its import raises")
         raise FactoryError(f"model factory {spec}: module {module_name!r} does not import ({type(e).__name__}: "
-                           f"{_first_line(e)}); put it on PYTHONPATH or install its package") from None
+                           f"{_first_line(e)}); {advice}") from None
     for part in path.split("."):
         if not hasattr(obj, part):
             raise FactoryError(f"model factory {spec}: {module_name} has no attribute {path!r}")
