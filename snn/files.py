@@ -86,20 +86,31 @@ def _reason(error: BaseException) -> str:
     return str(error)  # pathlib reports a symbolic-link loop as RuntimeError before Python 3.13
 
 
-def make_folder(folder, flag: str = "--out", files: tuple[str, ...] = ()) -> Path:
+def make_folder(folder, flag: str = "--out", files: tuple[str, ...] = (), keep: bool = True) -> Path:
     """Create folder (and its parents) and check that a file can be created in it and that none of
     files (names the caller writes there) is a folder; -> the folder.
 
-    Raises FolderError naming flag, the path and the reason. Nothing is left behind by the check
-    (its probe file is unlinked at once)."""
+    keep=False: only check; the folders this call created are removed again (for a folder that
+    is written only if the run needs it). Raises FolderError naming flag, the path and the
+    reason. The probe file is unlinked at once."""
     folder = Path(folder)
+    created = []  # the folders this call makes, innermost last
     try:
         folder.resolve()  # a symbolic-link loop fails here rather than in the first write
+        missing = folder
+        while not missing.exists() and missing != missing.parent:
+            created.insert(0, missing)
+            missing = missing.parent
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except (OSError, RuntimeError) as e:
         raise FolderError(f"cannot use {flag} {folder}: {_reason(e)}; choose another {flag}") from None
+    finally:
+        if not keep:
+            for made in reversed(created):
+                if made.is_dir():
+                    made.rmdir()
     for name in files:
         if (folder / name).is_dir():
             raise FolderError(f"cannot use {flag} {folder}: {folder / name} is a folder where a file belongs; "

@@ -40,7 +40,7 @@ def start(script: str, description: str, argv: Optional[list[str]], ids: list[st
     budget, why = choose(args, datasets)
     stem = f"{script}-{budget.tag}"
     make_folder(args.out, "--out", files=tuple(stem + s for s in (".csv", ".md", ".png", "-data.csv")))
-    make_folder(args.runs, "--runs")
+    make_folder(args.runs, "--runs", keep=False)  # made only when a row trains
     print(f"{script}: budget {budget.tag} ({why}): {budget.description}", flush=True)
     return args, budget, select(ids, args.rows)
 
