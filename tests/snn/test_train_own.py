@@ -22,6 +22,7 @@ from snn.data import DatasetCorrupt, build_datasets, make_loader
 from snn.train import CheckpointError, Config, checkpoint, engine, main, run, spikes
 from snn.train.inference import CannotRebuild
 
+from ..kernels.lif_check import runnable
 from .test_train_failures import one_line_error
 
 LIF_NET, SJ_NET = "tests.snn.factories:lif_net", "tests.snn.factories:sj_net"
@@ -79,7 +80,7 @@ def test_a_factory_model_trains_resumes_bitwise_and_loads(tmp_path, monkeypatch,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     history = pd.read_csv(whole / "metrics.csv")
-    for backend in ("torch", "naive"):
+    for backend in ("naive", runnable("cpu")[0]):  # the reference and a fused backend
         model = snn.load(whole / "last.pt", backend=backend)
         assert not model.training and model.T == 2 and len(model.classes) == 4
         assert all(layer.backend == backend for layer in snn.lif_layers(model))
