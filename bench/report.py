@@ -393,7 +393,11 @@ def main(argv=None) -> pd.DataFrame:
         if (df.kernel != "library_bench").any():
             update_readme(args.readme, readme_summary(df, args.name))
         if library:
+            rows = df[df.kernel == "library_bench"]
+            load = (f"; 1-minute load average {rows.load_1min.min():.2f}-{rows.load_1min.max():.2f} across the "
+                    f"tests" if "load_1min" in rows and rows.load_1min.notna().any() else "")
             summary = (f"Measured by `pytest bench/test_library_bench.py --benchmark-only` on {df.device.iloc[0]} "
+                       f"(the session's default thread count; each row's CPU threads are its third index){load} "
                        f"(torch {df.torch.iloc[0]}, git {str(df.git_sha.iloc[0])[:10]}); plot "
                        f"`bench/results/{args.name}-library.png`.\n\n{library_tables(df)}")
             update_readme(args.readme, summary, LIBRARY_START, LIBRARY_END)

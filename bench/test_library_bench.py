@@ -16,6 +16,7 @@ With --benchmark-disable or --bench-tiny each body runs once on a tiny case (1 t
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -133,4 +134,5 @@ def test_library_bench(benchmark, request, case, threads, peer_name, scope, mode
         benchmark.pedantic(target, rounds=rounds, warmup_rounds=warmup, iterations=1, **kwargs)
     record(benchmark, kernel="library_bench", provider=peer_name, mode=mode, T=steps, N=batch * n, n=n, batch=batch,
            dtype=torch.float32, shape=f"{scope}-T{steps}-B{batch}-n{n}-threads{threads}", scope=scope,
-           threads=threads, device=device_name, library_version=peer.version(), dynamics=str(DYNAMICS), **check)
+           threads=threads, device=device_name, library_version=peer.version(), dynamics=str(DYNAMICS),
+           load_1min=os.getloadavg()[0], **check)  # the machine's load when the timing ended

@@ -19,7 +19,7 @@ import sys
 import torch
 
 from .backends import FUSED_BACKENDS, SAVE_CODES
-from .layout import cdiv
+from .layout import advise_huge_pages, cdiv
 from .params import SURROGATE_CODES, LIFParams, compute_dtype
 
 CHUNK = 4096  # neurons per chunk (a multiple of 8, for the spike bits); measured on 2 cores
@@ -93,34 +93,6 @@ def require(x: torch.Tensor):
     return sys.modules[__name__]
 
 
-# Fresh large outputs (spikes, the saved membrane, dx) are mapped by the OS on first touch, one
-# 4 KiB page fault at a time: at T = 500, N = 65536 (131 MB per output, 1 thread) the faults took
-# over half of the forward (174 ms against 68 ms with huge pages). Asking for transparent huge
-# pages on them before the kernel writes them (madvise MADV_HUGEPAGE, which the default "madvise"
-# THP mode honours; PyTorch's THP_MEM_ALLOC_ENABLE=1 does the same for every allocation) makes
-# that one fault per 2 MiB. Advice only: on a system without THP, or on memory already touched,
-# nothing changes, and the results never do.
-_HUGE = 1 << 21  # 2 MiB, the x86-64 huge page
-_MADV_HUGEPAGE = 14
-_LIBC = None
-if sys.platform.startswith("linux"):
-    try:
-        _LIBC = ctypes.CDLL(None, use_errno=True)
-        _LIBC.madvise.argtypes = [_ptr, ctypes.c_size_t, _int]
-    except (OSError, AttributeError):
-        _LIBC = None
-
-
-def _advise_huge_pages(t: torch.Tensor | None) -> None:
-    """madvise(MADV_HUGEPAGE) on the 2 MiB-aligned interior of t's memory (nothing below 2 huge pages)."""
-    if _LIBC is None or t is None or t.nbytes < 2 * _HUGE:
-        return
-    start = (t.data_ptr() + _HUGE - 1) // _HUGE * _HUGE
-    end = (t.data_ptr() + t.nbytes) // _HUGE * _HUGE
-    if end > start:
-        _LIBC.madvise(start, end - start, _MADV_HUGEPAGE)  # advice: a failure changes nothing
-
-
 def _address(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -156,7 +128,7 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
         u = torch.empty((T, N), dtype=torch.bfloat16)
         bits = torch.empty((T, cdiv(N, 8)), dtype=torch.uint8)
     for t in (out, u, bits):
-        _advise_huge_pages(t)
+        advise_huge_pages(t)
     total = _f64()
     _check(_LIBRARY.lif_cpu_forward(
         x.data_ptr(), out.data_ptr(), _address(u), _address(bits), T, N, DTYPE_CODES[x.dtype], SAVE_CODES[save],
@@ -179,7 +151,7 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor, decay_grad: bool =
         _matrix(gs, "grad_spikes")
     c = 0.0 if gm is None else gm.item() / (T * N)
     dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
-    _advise_huge_pages(dx)
+    advise_huge_pages(dx)
     d_decay = _f64()
     _check(_LIBRARY.lif_cpu_backward(
         _address(gs), u.data_ptr(), _address(bits), dx.data_ptr(), T, N, DTYPE_CODES[dx.dtype], int(bits is not None),
