@@ -260,7 +260,8 @@ def published_tables() -> str:
         "### Published by Open Neuromorphic (theirs, not measured here; GPU): 2023, batch 10, NVIDIA RTX 2070, "
         "T = 500, ms per pass\n", old.round(2).to_markdown(), "",
         "### Published by Open Neuromorphic (theirs; GPU): 2024 page, n = 16384, batch 16, NVIDIA RTX 4090 per the "
-        "page (its 07/11/2023 note names an RTX 3090), forward+backward ms and max memory\n",
+        "page (its 07/11/2023 note names an RTX 3090), forward+backward ms and max memory; its Norse row runs "
+        "LIFBoxCell once over all 500 x 16 rows, not a scan over time (docs/performance.md)\n",
         new.round(2).to_markdown(), ""])
 
 
