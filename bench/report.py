@@ -209,7 +209,9 @@ def markdown(df: pd.DataFrame, notes: list[FileNote] | None = None) -> str:
     if len(mem):
         table = mem.pivot_table(index=["shape", "N"], columns="provider", values="saved_bytes_per_elem")
         parts += ["### Bytes saved for backward per neuron and timestep\n", table.round(3).to_markdown(), ""]
-    other = df[~df.kernel.isin(["lif_scan", "lif_saved_bytes", "lif_kernel", "host_time"])]
+    if text := library_tables(df):
+        parts += [text, ""]
+    other = df[~df.kernel.isin(["lif_scan", "lif_saved_bytes", "lif_kernel", "host_time", "library_bench"])]
     for kernel, group in other.groupby("kernel"):
         cols = [c for c in group.columns if group[c].notna().any() and c not in
                 ("torch", "triton", "spikingjelly", "cuda_driver", "python", "git_sha", "datetime", "device", "name")]
@@ -218,6 +220,76 @@ def markdown(df: pd.DataFrame, notes: list[FileNote] | None = None) -> str:
 
 
 README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+LIBRARY_START, LIBRARY_END = "<!-- library-table:start -->", "<!-- library-table:end -->"
+LIBRARY_ORDER = ("cpu", "torch", "triton", "naive", "spikingjelly", "snntorch", "norse", "sinabs", "rockpool")
+
+
+def library_tables(df: pd.DataFrame) -> str:
+    """The library benchmark (bench/test_library_bench.py): median ms per scope, n, threads and
+    mode, one column per library; the same as multiples of ours (`cpu`, else `triton`); each
+    peer's check against ours and the bytes autograd keeps for the LIF layer's backward."""
+    rows = df[df.kernel == "library_bench"]
+    if rows.empty:
+        return ""
+    index = ["scope", "n", "threads", "mode"]
+    ms = rows.pivot_table(index=index, columns="provider", values="median_s") * 1e3
+    ms = ms[[c for c in LIBRARY_ORDER if c in ms] + [c for c in ms if c not in LIBRARY_ORDER]]
+    parts = [f"### SNN library benchmark (Linear(n, n) + LIF, T = {int(rows['T'].iloc[0])}, batch "
+             f"{int(rows['batch'].iloc[0])}): median time (ms)\n", ms.round(1).to_markdown(), ""]
+    ours = "cpu" if "cpu" in ms else ("triton" if "triton" in ms else None)
+    if ours:
+        parts += [f"### SNN library benchmark: time as a multiple of `{ours}`'s (same run)\n",
+                  ms.div(ms[ours], axis=0).round(2).to_markdown(), ""]
+    checks = ["spike_mismatch", "first_mismatch_step", "dx_rel_err", "saved_bytes_lif", "library_version"]
+    check = rows.groupby(["provider", "n"])[[c for c in checks if c in rows]].first().reset_index()
+    parts += ["### SNN library benchmark: each library against ours before timing (spikes and dL/dx of the LIF "
+              "layer on the case's input; bytes autograd keeps for the LIF layer's backward)\n",
+              check.to_markdown(index=False, floatfmt=".3g"), ""]
+    return "\n".join(parts + [published_tables()])
+
+
+def published_tables() -> str:
+    """Open Neuromorphic's published GPU numbers (bench/published_onm.py), labelled as theirs."""
+    from bench import published_onm as onm
+
+    old = pd.DataFrame({name: {f"n={n} {p}": t * 1e3 for (n, p), t in times.items()}
+                        for name, times in onm.FORWARD_BACKWARD_2023.items()}).T
+    new = pd.DataFrame({"fwd+bwd (ms)": pd.Series(onm.TOTAL_16K_2024) * 1e3,
+                        "max memory (GB)": pd.Series(onm.MEMORY_16K_2024)})
+    return "\n".join([
+        "### Published by Open Neuromorphic (theirs, not measured here; GPU): 2023, batch 10, NVIDIA RTX 2070, "
+        "T = 500, ms per pass\n", old.round(2).to_markdown(), "",
+        "### Published by Open Neuromorphic (theirs; GPU): 2024 page, n = 16384, batch 16, NVIDIA RTX 4090 per the "
+        "page (its 07/11/2023 note names an RTX 3090), forward+backward ms and max memory; its Norse row runs "
+        "LIFBoxCell once over all 500 x 16 rows, not a scan over time (docs/performance.md)\n",
+        new.round(2).to_markdown(), ""])
+
+
+def library_plot(df: pd.DataFrame, path: Path) -> bool:
+    """Forward+backward time of the LIF layer alone (sum of the medians) per library and n, one
+    bar group per thread count; False if the run has no library benchmark."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = df[df.kernel == "library_bench"]
+    rows = rows[rows.scope == "lif"] if "scope" in rows else rows.iloc[:0]
+    if rows.empty:
+        return False
+    total = rows.pivot_table(index=["n", "threads"], columns="provider", values="median_s", aggfunc="sum")
+    total = total[[c for c in LIBRARY_ORDER if c in total]]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    (total * 1e3).plot.bar(ax=ax, logy=True)
+    ax.set_xlabel("(n, CPU threads); batch 16, T = 500")
+    ax.set_ylabel("LIF layer forward + backward (ms, log)")
+    ax.set_title(f"SNN library benchmark, LIF layer alone\n{rows.device.iloc[0]}", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    plt.close(fig)
+    return True
 
 
 def readme_summary(df: pd.DataFrame, name: str) -> str:
@@ -256,14 +328,14 @@ def readme_summary(df: pd.DataFrame, name: str) -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: Path, summary: str) -> None:
-    """Replace the text between a page's bench-table markers (docs/performance.md) by summary."""
+def update_readme(path: Path, summary: str, start: str = README_START, end: str = README_END) -> None:
+    """Replace the text between a page's markers (docs/performance.md; by default bench-table's) by summary."""
     text = path.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{path} has no {README_START} ... {README_END} section to fill")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    write_atomic(path, f"{head}{README_START}\n{summary}\n{README_END}{tail}")
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no {start} ... {end} section to fill")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_atomic(path, f"{head}{start}\n{summary}\n{end}{tail}")
 
 
 def plot(df: pd.DataFrame, path: Path) -> bool:
@@ -316,8 +388,20 @@ def main(argv=None) -> pd.DataFrame:
         raise SystemExit(f"report: none of the {len(notes)} results files held a timed result")
     write_atomic(args.out / f"{args.name}.csv", df.to_csv(index=False))
     plot(df, args.out / f"{args.name}-lif_scan.png")
+    library = library_plot(df, args.out / f"{args.name}-library.png")
     if args.readme:
-        update_readme(args.readme, readme_summary(df, args.name))
+        # A run of the library benchmark alone fills its own section and leaves the suite's summary as it is.
+        if (df.kernel != "library_bench").any():
+            update_readme(args.readme, readme_summary(df, args.name))
+        if library:
+            rows = df[df.kernel == "library_bench"]
+            load = (f"; 1-minute load average {rows.load_1min.min():.2f}-{rows.load_1min.max():.2f} across the "
+                    f"tests" if "load_1min" in rows and rows.load_1min.notna().any() else "")
+            summary = (f"Measured by `pytest bench/test_library_bench.py --benchmark-only` on {df.device.iloc[0]} "
+                       f"(the session's default thread count; each row's CPU threads are its third index){load} "
+                       f"(torch {df.torch.iloc[0]}, git {str(df.git_sha.iloc[0])[:10]}); plot "
+                       f"`bench/results/{args.name}-library.png`.\n\n{library_tables(df)}")
+            update_readme(args.readme, summary, LIBRARY_START, LIBRARY_END)
     print(text)
     return df
 

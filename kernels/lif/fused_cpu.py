@@ -19,7 +19,7 @@ import sys
 import torch
 
 from .backends import FUSED_BACKENDS, SAVE_CODES
-from .layout import cdiv
+from .layout import advise_huge_pages, cdiv
 from .params import SURROGATE_CODES, LIFParams, compute_dtype
 
 CHUNK = 4096  # neurons per chunk (a multiple of 8, for the spike bits); measured on 2 cores
@@ -127,6 +127,8 @@ def fwd(x: torch.Tensor, out: torch.Tensor, p: LIFParams, save: str | None):
     elif save == "compact":
         u = torch.empty((T, N), dtype=torch.bfloat16)
         bits = torch.empty((T, cdiv(N, 8)), dtype=torch.uint8)
+    for t in (out, u, bits):
+        advise_huge_pages(t)
     total = _f64()
     _check(_LIBRARY.lif_cpu_forward(
         x.data_ptr(), out.data_ptr(), _address(u), _address(bits), T, N, DTYPE_CODES[x.dtype], SAVE_CODES[save],
@@ -149,6 +151,7 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor, decay_grad: bool =
         _matrix(gs, "grad_spikes")
     c = 0.0 if gm is None else gm.item() / (T * N)
     dspike_scale = p.dspike_scale if p.surrogate == "dspike" else 0.0
+    advise_huge_pages(dx)
     d_decay = _f64()
     _check(_LIBRARY.lif_cpu_backward(
         _address(gs), u.data_ptr(), _address(bits), dx.data_ptr(), T, N, DTYPE_CODES[dx.dtype], int(bits is not None),

@@ -21,6 +21,7 @@ from .layout import cdiv
 from .params import LIFParams, compute_dtype
 
 CHUNK = 1 << 18  # neurons per chunk (a multiple of 8 for the bit packing); measured best on 2 cores
+TANH_BLOCK = 1 << 21  # elements of the backward's tanh per call (8 MiB in fp32): few calls, bounded memory
 _BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
 _SAME_WIDTH_INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32,
                    torch.float64: torch.int64}
@@ -99,12 +100,21 @@ def _select(values: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torc
     return torch.bitwise_and(values.view(int_dtype), mask, out=out.view(int_dtype)).view(values.dtype)
 
 
+def _tanh_square(u: torch.Tensor, p: LIFParams, out: torch.Tensor) -> torch.Tensor:
+    """out <- the tanh^2 term of the tanh and dspike surrogate derivatives at u (elementwise)."""
+    if p.surrogate == "tanh":
+        return torch.sub(u, p.vth, out=out).mul_(p.alpha).tanh_().square_()
+    return torch.div(u, 2 * p.vth, out=out).sub_(0.5).mul_(p.alpha).tanh_().square_()
+
+
 def _surrogate_grad_times(G: torch.Tensor, u: torch.Tensor, p: LIFParams, out: torch.Tensor,
-                          tmp: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+                          tmp: torch.Tensor, window: torch.Tensor, tanh_sq: torch.Tensor | None = None
+                          ) -> torch.Tensor:
     """out <- G * d phi/du (u) (see naive.asymptotic), and exactly 0 outside the window of rect
-    and dspike (a select, which a NaN membrane is never inside); tmp and window are scratch."""
+    and dspike (a select, which a NaN membrane is never inside); tmp and window are scratch.
+    tanh_sq: _tanh_square(u) already computed (tanh and dspike), or None to compute it here."""
     if p.surrogate == "tanh":  # G (1 - tanh^2) alpha / 2; aten's tanh_backward is slower on CPU
-        torch.sub(u, p.vth, out=tmp).mul_(p.alpha).tanh_().square_()
+        tmp = _tanh_square(u, p, tmp) if tanh_sq is None else tanh_sq
         return torch.addcmul(G, G, tmp, value=-1, out=out).mul_(0.5 * p.alpha)
     if p.surrogate == "atan":  # G (alpha / 2) / (1 + (pi/2 alpha (u - vth))^2)
         torch.sub(u, p.vth, out=tmp).mul_(math.pi / 2 * p.alpha).square_().add_(1)
@@ -115,7 +125,7 @@ def _surrogate_grad_times(G: torch.Tensor, u: torch.Tensor, p: LIFParams, out: t
         return _select(G, mask, out).mul_(1 / p.alpha)
     torch.div(u, 2 * p.vth, out=tmp)
     torch.ge(tmp, 0, out=mask).mul_(tmp <= 1).neg_()
-    tmp.sub_(0.5).mul_(p.alpha).tanh_().square_()
+    tmp = _tanh_square(u, p, tmp) if tanh_sq is None else tanh_sq
     torch.addcmul(G, G, tmp, value=-1, out=out)
     return _select(out, mask, out).mul_(p.dspike_scale)
 
@@ -142,12 +152,30 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor, decay_grad: bool =
     buffers = torch.empty(8, n0, dtype=dtype, device=device)
     direct = dx.dtype == dtype  # fp32 dx: accumulate straight into it, else in a ping-pong buffer
     decay_sums = torch.zeros(T, cdiv(N, CHUNK), dtype=dtype, device=device) if decay_grad else None
+    # tanh (tanh, dspike) runs on up to `steps` time steps at once: aten's transcendental ops split
+    # work across threads from 2048 elements on, so one call per step of a small chunk pays a
+    # thread fork/join per step, which costs up to a scheduler time slice when another process
+    # holds a core (n = 8192, T = 500, 2 threads, loaded 2-core machine: backward 2.5 s against 0.07 s).
+    # Blocks of TANH_BLOCK elements make that a few fork/joins per block; the values are the same.
+    # On one thread there is no fork/join, and the block's extra pass through memory made the
+    # backward slower (n = 65536, T = 500: 0.39 s against 0.25 s), so one thread keeps the per-step tanh.
+    blocked = p.surrogate in ("tanh", "dspike") and T > 1 and torch.get_num_threads() > 1
+    steps = max(1, TANH_BLOCK // n0) if blocked else 0
+    tanh_block = torch.empty(min(steps, T), n0, dtype=dtype, device=device) if steps > 1 else None
     for c_index, a in enumerate(range(0, N, CHUNK)):
         b = min(a + CHUNK, N)
         n = b - a
         G, keep, tmp, window, u_buf, g_buf, spare, gs_buf = buffers[:, :n]
         g_next = None
+        lo = T  # first step of the block of tanh_block (the steps lo .. lo + len - 1)
         for t in range(T - 1, -1, -1):
+            tanh_sq = None
+            if tanh_block is not None:
+                if t < lo:  # the next block down: steps max(0, t - steps + 1) .. t
+                    lo = max(0, t - steps + 1)
+                    block = tanh_block[:t + 1 - lo, :n]
+                    _tanh_square(block.copy_(u_all[lo:t + 1, a:b]), p, block)
+                tanh_sq = tanh_block[t - lo, :n]
             u = u_all[t, a:b]
             needs_keep = p.reset == "hard" or decay_grad  # 1 - o(t): 1 for a NaN membrane
             if bits is None:
@@ -178,7 +206,7 @@ def bwd(gs, gm, saved: tuple, p: LIFParams, dx: torch.Tensor, decay_grad: bool =
                     torch.addcmul(gs_t, g_next, u, value=-p.decay, out=G)
                 else:
                     torch.add(gs_t, g_next, alpha=-p.decay * p.vth, out=G)
-                _surrogate_grad_times(G, u, p, g, tmp, window)
+                _surrogate_grad_times(G, u, p, g, tmp, window, tanh_sq)
             if g_next is not None:
                 if p.reset == "hard":
                     g.addcmul_(g_next, keep, value=p.decay)

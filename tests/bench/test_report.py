@@ -65,3 +65,36 @@ def test_report_fills_the_readme_section(results, tmp_path):
     assert "old numbers" not in text and text.startswith("intro") and text.endswith("outro\n")
     assert "speed-up over naive" in text
     assert re.search(r"sweep-T4-N1024-fp32 \|\s+2\s+\|\s+4\s+\|", text)  # spikingjelly 2x, torch 4x
+
+
+def _library(provider, mode, median, threads=1):
+    info = {"kernel": "library_bench", "provider": provider, "mode": mode, "T": 500, "N": 8192, "n": 512,
+            "batch": 16, "dtype": "float32", "shape": f"lif-T500-B16-n512-threads{threads}", "scope": "lif",
+            "threads": threads, "device": "test CPU", "spike_mismatch": 0.0, "first_mismatch_step": -1,
+            "dx_rel_err": 1e-7, "saved_bytes_lif": 16384000, "library_version": "1.0", "load_1min": 1.5}
+    stats = {"median": median, "q1": median, "q3": median, "rounds": 3}
+    return {"name": f"test_library_bench[{provider}-{mode}]", "extra_info": info, "stats": stats}
+
+
+def test_library_tables_plot_and_own_page_section(tmp_path):
+    """The library benchmark gets its tables (times, multiples of `cpu`, the checks, the published
+    GPU numbers labelled as theirs), its plot, and its own section of the page, leaving the suite's
+    summary section as it was."""
+    data = {"machine_info": {"torch": "2.x"}, "commit_info": {"id": "abc"}, "datetime": "2026-12-05",
+            "benchmarks": [_library(p, m, t) for p, t in (("cpu", 0.01), ("snntorch", 0.05))
+                           for m in ("fwd", "bwd")]}
+    path = tmp_path / "lib.json"
+    path.write_text(json.dumps(data))
+    page = tmp_path / "perf.md"
+    page.write_text(f"a\n{report.README_START}\nkeep\n{report.README_END}\n"
+                    f"{report.LIBRARY_START}\n{report.LIBRARY_END}\nz\n")
+    report.main([str(path), "--out", str(tmp_path), "--name", "lib", "--readme", str(page)])
+    text = page.read_text()
+    assert "\nkeep\n" in text
+    assert "time as a multiple of `cpu`'s" in text and "snntorch" in text
+    assert "theirs" in text and "RTX 2070" in text
+    assert "load average 1.50-1.50" in text
+    assert (tmp_path / "lib-library.png").exists()
+    df = report.load(path)
+    ratio = df.pivot_table(index="mode", columns="provider", values="median_s")
+    assert (ratio.snntorch / ratio.cpu).round(6).tolist() == [5.0, 5.0]
