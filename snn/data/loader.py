@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import signal
+import os
 from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .. import exits
 from ..checks import boolean as check_bool, integer as check_int
 
 
-def ignore_stop_signals(worker_id: int) -> None:
-    """Every loader's worker_init_fn: the worker ignores SIGHUP, SIGINT and SIGTERM. A signal sent
-    to the whole process group (a scheduler, `timeout`, torchrun's agent) reaches the workers too;
-    killed by it, they would take the run down with a worker error, while the main process stops
-    the run at a step boundary and saves what --resume needs (snn.train.stop)."""
-    for s in exits.STOP_SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
+def own_process_group(worker_id: int) -> None:
+    """Every loader's worker_init_fn: the worker leaves its parent's process group for one of its
+    own. A signal sent to the run's process group (a scheduler, `timeout`, torchrun's agent,
+    Ctrl-C at a terminal) then reaches the main process only, which stops the run at a step
+    boundary and saves what --resume needs (snn.train.stop); killed by it, the workers would take
+    the run down with a worker error. The workers keep the default signal handling, so the loader's
+    shutdown (and multiprocessing's, which sends SIGTERM at interpreter exit) still ends them, and
+    they exit by themselves when the main process is gone (the loader's watchdog)."""
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int = 0,
@@ -44,4 +46,4 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int 
     return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
                       num_workers=workers, persistent_workers=workers > 0, pin_memory=pin_memory,
                       drop_last=drop_last, generator=generator,
-                      worker_init_fn=ignore_stop_signals if workers > 0 else None)
+                      worker_init_fn=own_process_group if workers > 0 else None)

@@ -9,9 +9,9 @@ the first is being honoured raises Interrupted at once. While a run file is bein
 exception raised inside torch.save's writer leaves it failing with an unrelated error instead of
 the stop. The previous handlers come back when the run ends.
 
-Data-loader workers ignore these signals (snn.data.loader's worker_init_fn): a
-signal sent to the whole process group (a scheduler, `timeout`, torchrun's agent) reaches them
-too, and only the main process decides how the run stops.
+Data-loader workers run in process groups of their own (snn.data.loader's worker_init_fn): a
+signal sent to the run's process group (a scheduler, `timeout`, torchrun's agent) reaches the
+main process only, and it alone decides how the run stops.
 """
 
 from __future__ import annotations

@@ -107,3 +107,25 @@ def test_a_signal_during_the_last_epochs_writes_is_not_ignored(tmp_path, monkeyp
     assert checkpoint.load(out / "last.pt")["epoch"] == 2 and not (out / "results.json").exists()
     monkeypatch.undo()
     assert main(argv(out, "--resume")) == 0 and (out / "results.json").is_file()
+
+
+LEAKED_LOADER = """
+import torch
+from torch.utils.data import TensorDataset
+from snn.data import make_loader
+loader = make_loader(TensorDataset(torch.zeros(64, 3), torch.zeros(64, dtype=torch.long)), 4, train=True, workers=2)
+iterator = iter(loader)
+next(iterator)
+KEPT = (loader, iterator)  # alive at interpreter exit, as after an error that holds the frame
+print("leaving", flush=True)
+"""
+
+
+def test_a_process_still_holding_a_loader_with_workers_exits():
+    """Interpreter exit ends the workers of a loader that is still referenced (multiprocessing
+    sends them SIGTERM and joins them): workers that ignored SIGTERM would hang the exit forever."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", LEAKED_LOADER], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "leaving" in done.stdout, done.stderr[-2000:]
