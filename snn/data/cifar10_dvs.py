@@ -9,6 +9,8 @@ full 1000 per class; fewer files scale the same way, so a class with n >= 1 file
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.context
 import os
 import re
 import warnings
@@ -94,7 +96,37 @@ def load_events(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, y, p
 
 
-_UNWRITABLE: set = set()  # frame-cache folders this process found unwritable (and warned about)
+class CacheRefused:
+    """Whether a frame cache folder refused a write, shared by the process that builds the datasets
+    and every data-loader worker it starts (forked or spawned: multiprocessing shared memory), so
+    that the run warns once and no worker tries the folder again. `first()` is True for the one
+    caller that records the refusal. Pickled other than to start a process (copy.deepcopy, ...),
+    it becomes an unshared copy of the current value."""
+
+    def __init__(self, refused: bool = False):
+        # a named semaphore (spawn context's) reaches forked, spawned and forkserver workers alike
+        self._value = multiprocessing.get_context("spawn").Value("b", refused)
+
+    def __bool__(self) -> bool:
+        return bool(self._value.value)
+
+    def first(self) -> bool:
+        with self._value.get_lock():
+            if self._value.value:
+                return False
+            self._value.value = True
+            return True
+
+    def __reduce__(self):
+        if multiprocessing.context.get_spawning_popen() is not None:
+            return _shared_refusal, (self._value,)
+        return CacheRefused, (bool(self),)
+
+
+def _shared_refusal(value) -> CacheRefused:
+    refusal = CacheRefused.__new__(CacheRefused)
+    refusal._value = value
+    return refusal
 
 
 class EventFrames(Dataset):
@@ -105,24 +137,26 @@ class EventFrames(Dataset):
     A cache file that cannot be read, or holds anything but a float32 [frames, 2, size, size] tensor,
     is rebuilt from its .aedat file with a warning naming both. The cache is optional: when it cannot
     be written (read-only, full disk) one warning says so and the frames are computed without it
-    (cache_dir None: no cache at all). Raises DatasetCorrupt naming the
-    .aedat file when that file is bad (see load_events).
+    (cache_dir None: no cache at all); datasets sharing a cache folder share its `refused` flag, so
+    that the train and test sets and all their loader workers warn once. Raises DatasetCorrupt naming
+    the .aedat file when that file is bad (see load_events).
     """
 
     def __init__(self, files: list[tuple[Path, int]], frames: int, size: int, cache_dir: Optional[Path],
-                 resize: str = "bilinear"):
+                 resize: str = "bilinear", refused: Optional[CacheRefused] = None):
         self.files = files
         self.frames = frames
         self.size = size
         self.cache_dir = cache_dir
         self.resize = resize
+        self.refused = CacheRefused() if refused is None else refused
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int):
         path, label = self.files[i]
-        if self.cache_dir is None:
+        if self.cache_dir is None or self.refused:
             return events_to_frames(*load_events(path), frames=self.frames, size=self.size, resize=self.resize), label
         cached = self.cache_dir / CLASSES[label] / (path.stem + ".pt")
         if cached.is_file():
@@ -133,12 +167,10 @@ class EventFrames(Dataset):
         try:
             write_atomic(cached, lambda f: torch.save(frames, f), fsync=False)  # a cache: losing it costs time only
         except WriteError as e:
-            if self.cache_dir not in _UNWRITABLE:  # the train and test sets share the folder: one warning
-                _UNWRITABLE.add(self.cache_dir)
+            if self.refused.first():
                 warnings.warn(f"cifar10-dvs: the frame cache {self.cache_dir} cannot be written ({e}); going on "
                               f"without it (frames are computed on every read); pass the data option cache_dir=DIR "
                               f"with a writable DIR to cache them", stacklevel=2)
-            self.cache_dir = None
         return frames, label
 
     def _load_cached(self, cached: Path, source: Path) -> Optional[torch.Tensor]:
@@ -206,9 +238,10 @@ def build_cifar10_dvs(name: str, root: Path, download: bool, *, frames: int, siz
                       f"(frames are computed on every read); pass the data option cache_dir=DIR with a writable DIR "
                       f"to cache them", stacklevel=2)
         cache = None
+    refused = CacheRefused()  # one for the folder both sets share
     return Parts(
-        train=EventFrames(train_files, frames, size, cache, resize),
-        test=EventFrames(test_files, frames, size, cache, resize),
+        train=EventFrames(train_files, frames, size, cache, resize, refused),
+        test=EventFrames(test_files, frames, size, cache, resize, refused),
         train_targets=np.array([label for _, label in train_files], dtype=np.int64),
         test_targets=np.array([label for _, label in test_files], dtype=np.int64),
         train_transform=FlipRoll(max_roll),

@@ -7,6 +7,8 @@ import dataclasses
 import os
 import signal
 import sys
+import traceback
+from typing import Optional
 
 from .. import exits
 from ..data import DATASETS
@@ -39,7 +41,8 @@ seconds, images/s, peak memory, per-layer spike rates on the test set), spike_ra
 index, rate: each LIF layer's spike rate on the test set after each epoch), results.json and
 spike_rates.png (those rates plotted per layer, one line per epoch; written at the end of the run).
 
-exit codes (each failure prints one line "error: ...", under torchrun on every rank, naming it):
+exit codes (each failure prints one line "error: ...", under torchrun on every rank, naming it, the
+rank that failed first):
   {exits.DONE:<9} done
   {exits.FAILED:<9} a run file could not be written (full disk, ...; the previous checkpoint is kept), or
             another process of the run failed
@@ -54,7 +57,8 @@ exit codes (each failure prints one line "error: ...", under torchrun on every r
   {_SIGNALLED}
             stopped by SIGHUP / SIGINT (Ctrl-C) / SIGTERM (also when sent to the whole process group,
             data-loader workers included) at the next step, after saving a checkpoint that --resume
-            continues; a signal during a checkpoint write takes effect once the write is complete
+            continues; a signal during a checkpoint write takes effect once the write is complete;
+            before training (joining the process group included) it stops at once
 
 examples:
   python -m snn.train                                     # digits on CPU
@@ -182,23 +186,50 @@ def config_from_args(argv=None) -> Config:
 def main(argv=None) -> int:
     """Run the command line; returns the exit code."""
     config = config_from_args(argv)
+    report = Report()
     try:
-        run(config)
-    except Interrupted as e:  # SIGHUP / SIGINT / SIGTERM, after saving what resumes
-        return _fail(e, e.exit_code, "interrupted")
-    except KeyboardInterrupt:  # Ctrl-C before run() took the signals over (joining the process group)
-        return _fail("stopped on SIGINT before the run started; nothing was written",
-                     exits.signalled(signal.SIGINT), "interrupted")
-    except Exception as e:
-        if exits.of(e) is None:
-            raise  # a bug, not a failure the user can act on: keep the traceback
-        return _fail(e, exits.of(e))
+        run(config, report=report)
+    except (Exception, KeyboardInterrupt) as e:
+        return report(e)
     return exits.DONE
 
 
-def _fail(error: BaseException, code: int, kind: str = "error") -> int:
-    """Print one line saying why this process stops (under torchrun every rank does, naming its rank
-    after rank 0) and return code."""
-    rank = os.environ.get("RANK", "0")
-    print(f"{kind}: {error}" if rank == "0" else f"{kind} (rank {rank}): {error}", file=sys.stderr, flush=True)
-    return code
+class Report:
+    """Says once, on stderr, why this process stops, and gives its exit code: one line
+    "error: ..." / "interrupted: ..." for the failures of the exit-code table (under torchrun the
+    ranks other than 0 name themselves: "error (rank N): ..."), the traceback for anything else (a
+    bug) with exit code 1. run() calls it before this rank leaves the process group, so that the line of the
+    rank that failed comes before the lines of the ranks it stops; main() calls it again with what
+    run() raised, which is said only once."""
+
+    def __init__(self):
+        self._said: list[BaseException] = []
+
+    def __call__(self, error: BaseException) -> Optional[int]:
+        """Say why error stops this process (once) -> its exit code; None, saying nothing, for a
+        BaseException that is neither an Exception nor a KeyboardInterrupt (SystemExit, ...)."""
+        if not isinstance(error, (Exception, KeyboardInterrupt)):
+            return None
+        code, line = _outcome(error)
+        if any(said is error for said in self._said):
+            return code
+        self._said.append(error)
+        if line is None:
+            traceback.print_exception(error, file=sys.stderr)
+        else:
+            rank = os.environ.get("RANK", "0")
+            kind, _, message = line.partition(": ")
+            print(line if rank == "0" else f"{kind} (rank {rank}): {message}", file=sys.stderr)
+        sys.stderr.flush()
+        return code
+
+
+def _outcome(error: BaseException) -> tuple[int, Optional[str]]:
+    """(exit code, the line "kind: message" that says why, or None for a bug, whose traceback is kept)."""
+    if isinstance(error, Interrupted):  # SIGHUP / SIGINT / SIGTERM, after saving what resumes
+        return error.exit_code, f"interrupted: {error}"
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C before run() took the signals over
+        return exits.signalled(signal.SIGINT), ("interrupted: stopped on SIGINT before the run started; nothing "
+                                                "was written")
+    code = exits.of(error)
+    return (exits.FAILED, None) if code is None else (code, f"error: {error}")

@@ -11,6 +11,11 @@ loading data and checkpoints) runs inside `together`, which shares the outcome s
 raises (the failing rank its own exception, the others PeerFailed); any other exception makes
 `run` leave the process group at once (`abort`), without the teardown barrier, so that a peer
 blocked in a collective fails promptly (gloo: "Connection closed by peer") instead of waiting.
+
+The failing rank says why before the others can know that it failed: `together` hands its error
+to the context's `report` before sharing the outcome, and `run` reports any other error before
+leaving the group. So with a report that writes a line (the command line's), the line of the rank
+that failed comes before the lines of the ranks it stops.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import datetime
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import torch
 import torch.distributed as dist
@@ -46,14 +52,19 @@ class PeerFailed(RuntimeError):
     exit_code = exits.FAILED
 
 
+Report = Callable[[BaseException], object]  # says why this process stops (snn.train.cli.Report)
+
+
 @dataclass(frozen=True)
 class Context:
-    """rank / world of this process, its device, and whether setup() created the process group."""
+    """rank / world of this process, its device, whether setup() created the process group, and the
+    report that `together` hands this rank's failure to before the other ranks learn of it."""
 
     rank: int
     world: int
     device: torch.device
     owns_group: bool
+    report: Optional[Report] = field(default=None, compare=False)
 
     @property
     def main(self) -> bool:
@@ -64,11 +75,12 @@ class Context:
         return self.world > 1
 
 
-def setup(device: str) -> Context:
+def setup(device: str, report: Optional[Report] = None) -> Context:
     """Join the torchrun process group if WORLD_SIZE > 1 and pick this rank's device.
 
     device: 'auto' (CUDA when available), 'cpu' or 'cuda' (cuda:LOCAL_RANK under torchrun).
-    Raises ConfigError for device='cuda' on a machine without CUDA.
+    report: kept in the Context for `together`. Raises ConfigError for device='cuda' on a machine
+    without CUDA, StartFailed when the process group cannot be joined.
     """
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was requested but this machine has no usable CUDA device "
@@ -80,7 +92,7 @@ def setup(device: str) -> Context:
     if use_cuda:
         torch.cuda.set_device(dev)
     if world == 1:
-        return Context(0, 1, dev, owns_group=False)
+        return Context(0, 1, dev, owns_group=False, report=report)
     owns = not dist.is_initialized()
     if owns:
         seconds = timeout_seconds()
@@ -104,7 +116,7 @@ def setup(device: str) -> Context:
                               f"({TIMEOUT_VARIABLE}): {type(e).__name__}: {reason}; {advice}") from None
         finally:
             watchdog.cancel()
-    return Context(dist.get_rank(), dist.get_world_size(), dev, owns_group=owns)
+    return Context(dist.get_rank(), dist.get_world_size(), dev, owns_group=owns, report=report)
 
 
 def _give_up(line: str) -> None:
@@ -153,7 +165,8 @@ def together(fn, ctx: Context, main_only: bool = False):
     """fn() on every rank (on rank 0 alone with main_only), then agree on the outcome: if it raised
     anywhere, every rank raises, the failing ranks their own exception, the others PeerFailed.
 
-    -> fn's result (None on the ranks that did not run it). Call it on every rank at the same point."""
+    -> fn's result (None on the ranks that did not run it). Call it on every rank at the same point.
+    A failing rank hands its error to ctx.report first: the others wait in the gather until it has."""
     result, error = None, None
     if ctx.main or not main_only:
         try:
@@ -162,6 +175,8 @@ def together(fn, ctx: Context, main_only: bool = False):
             if not ctx.distributed:
                 raise
             error = e
+            if ctx.report is not None:
+                ctx.report(e)
     failures = [f for f in gather_objects(None if error is None else f"rank {ctx.rank}: {error}", ctx) if f]
     if error is not None:
         raise error

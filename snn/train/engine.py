@@ -87,7 +87,7 @@ class Results:
         return "\n".join(lines)
 
 
-def run(config: Config) -> Results:
+def run(config: Config, *, report: Optional[distributed.Report] = None) -> Results:
     """Train config.model on config.dataset as configured; see the module docstring and Config.
 
     Under torchrun (WORLD_SIZE > 1) every rank calls run; the process group is joined here when
@@ -101,22 +101,40 @@ def run(config: Config) -> Results:
     runlock.RunFolderBusy (a ConfigError) when another process holds the run folder, and
     stop.Interrupted on SIGINT / SIGTERM / SIGHUP (after writing a checkpoint that --resume continues, when
     the signal came while training). An exception on one rank ends every rank (see distributed).
+
+    report(error), when given, is called with the exception that ends this process before it is
+    raised, and before this rank leaves the process group (see distributed): the command line
+    prints its line there. A signal while joining the process group, where Python cannot raise,
+    is reported from a watcher thread, and the process then exits at once with 128 + N.
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a snn.train.Config, got {type(config).__name__}")
-    ctx = distributed.setup(config.device)
-    try:
-        with Signals() as signals:
+    with Signals() as signals:
+        with signals.at_once("while joining the process group; nothing was written", report):
+            ctx = distributed.setup(config.device, report)
+        try:
             results = _run(config, ctx, signals)
-        distributed.barrier(ctx)
-    except BaseException as e:
-        distributed.abort(ctx)
-        if ctx.distributed and distributed.lost_peer(e):
-            raise distributed.PeerFailed(f"another process of the run stopped, so rank {ctx.rank} stopped too; the "
-                                         f"failing process's log says why") from None
-        raise
+            signals.immediate = "while the other processes finished; every file of the run is written"
+            distributed.barrier(ctx)
+        except BaseException as e:
+            _leave(e, ctx, report)
     distributed.teardown(ctx)
     return results
+
+
+def _leave(error: BaseException, ctx: Context, report: Optional[distributed.Report]) -> NoReturn:
+    """Report error (a collective broken by a peer that left becomes PeerFailed), then leave the
+    process group and raise it: the peers this rank stops see it leave only after its report."""
+    failure = error
+    if ctx.distributed and distributed.lost_peer(error):
+        failure = distributed.PeerFailed(f"another process of the run stopped, so rank {ctx.rank} stopped too; the "
+                                         f"failing process's log says why")
+    if report is not None:
+        report(failure)
+    distributed.abort(ctx)
+    if failure is error:
+        raise error
+    raise failure from None
 
 
 def _run(cfg: Config, ctx: Context, signals: Signals) -> Results:

@@ -7,7 +7,10 @@ writes a checkpoint from which --resume continues, and raises Interrupted. A sec
 the first is being honoured raises Interrupted at once. While a run file is being written
 (`Signals.writing()`), every signal is only recorded and acted on once the write is complete: an
 exception raised inside torch.save's writer leaves it failing with an unrelated error instead of
-the stop. The previous handlers come back when the run ends.
+the stop. While the process waits where Python cannot interrupt it (joining the process group:
+torch's store client waits inside C++, and a Python handler would run only when that wait ends,
+up to $SNN_DIST_TIMEOUT later), `Signals.at_once()` ends it at once from a watcher thread. The
+previous handlers come back when the run ends.
 
 Data-loader workers run in process groups of their own (snn.data.loader's worker_init_fn): a
 signal sent to the run's process group (a scheduler, `timeout`, torchrun's agent) reaches the
@@ -17,9 +20,11 @@ main process only, and it alone decides how the run stops.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 from .. import exits
 
@@ -57,12 +62,15 @@ class Signals:
         self._previous: dict = {}
         self._writing = 0  # depth of writing() blocks
         self._deferred: list[int] = []  # signals received during a write, acted on after it
+        self._watched = False  # inside at_once(): the watcher thread acts, the handler does nothing
 
     @property
     def requested(self) -> bool:
         return self.signum is not None
 
     def _handle(self, signum, frame) -> None:
+        if self._watched:
+            return
         if self._writing:
             self._deferred.append(signum)
             return
@@ -92,6 +100,32 @@ class Signals:
                     continue  # a stop is due already, right after this write: the loop acts on it
                 self._act(signum)
 
+    @contextlib.contextmanager
+    def at_once(self, when: str, report: Optional[Callable[[BaseException], object]] = None):
+        """For the with-block, in which nothing needs saving, a stop signal ends the process at once,
+        even while the main thread waits inside C++ code: a watcher thread, woken through
+        signal.set_wakeup_fd, hands Interrupted(signum, "stopped on SIGx " + when) to report (without
+        one it prints "interrupted: <message>" on stderr) and exits with its code, 128 + signum.
+        Outside the main thread, or outside `with Signals()`, the signals keep their usual effect."""
+        if not self._previous:
+            yield
+            return
+        readable, writable = os.pipe()
+        os.set_blocking(writable, False)  # set_wakeup_fd requires it: the C handler must never block
+        watcher = threading.Thread(target=_exit_on_signal, args=(readable, when, report), daemon=True,
+                                   name="stop-signal watcher")
+        watcher.start()
+        previous_fd = signal.set_wakeup_fd(writable, warn_on_full_buffer=False)
+        self._watched = True
+        try:
+            yield
+        finally:
+            self._watched = False
+            signal.set_wakeup_fd(previous_fd)
+            os.close(writable)  # the watcher reads end-of-file and returns
+            watcher.join()
+            os.close(readable)
+
     def __enter__(self) -> "Signals":
         if threading.current_thread() is threading.main_thread():
             for s in SIGNALS:
@@ -103,3 +137,27 @@ class Signals:
             signal.signal(s, handler)
         self._previous.clear()
 
+
+
+def _exit_on_signal(readable: int, when: str, report: Optional[Callable[[BaseException], object]]) -> None:
+    """Signals.at_once's watcher: read signal numbers from the wakeup pipe until it closes; on a
+    stop signal, report it and end the process with its exit code (other signals with Python
+    handlers also wake the pipe: they are left to those handlers)."""
+    while True:
+        try:
+            received = os.read(readable, 1)
+        except InterruptedError:
+            continue
+        if not received:
+            return
+        signum = received[0]
+        if signum not in SIGNALS:
+            continue
+        error = Interrupted(signum, f"stopped on {name(signum)} {when}")
+        try:
+            if report is not None:
+                report(error)
+            else:
+                print(f"interrupted: {error}", file=sys.stderr, flush=True)
+        finally:
+            os._exit(error.exit_code)  # the main thread is blocked where no exception reaches it

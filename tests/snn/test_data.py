@@ -8,6 +8,8 @@ import io
 import math
 import os
 import pickle
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -785,3 +787,49 @@ def test_a_full_frame_cache_warns_once(dvs_root, tmpfs):
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1 and "cannot be written" in messages[0], messages
     assert first.shape[0] == 3
+
+
+_READ_WITH_WORKERS = """
+import sys
+from torch.utils.data import DataLoader
+from snn.data import build_datasets
+from snn.data.loader import own_process_group
+root, cache, context = sys.argv[1:]
+train, _, test, _ = build_datasets("cifar10-dvs", root=root, T=3, cache_dir=cache, val_fraction=0)
+loaders = [DataLoader(part, batch_size=2, num_workers=2, persistent_workers=True, multiprocessing_context=context,
+                      worker_init_fn=own_process_group) for part in (train, test)]
+samples = 0
+for epoch in range(2):
+    for loader in loaders:
+        for frames, labels in loader:
+            assert frames.shape[1:] == (3, 2, 48, 48)
+            samples += len(labels)
+print("read", samples)
+"""
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_a_full_frame_cache_warns_once_across_loader_workers(dvs_root, tmpfs, context):
+    """The same full file system read through data-loader workers (2 for the training set, 2 for the
+    test set, persistent, two epochs; workers forked or spawned): one warning for the whole run, not
+    one per worker or epoch, and every sample is still read."""
+    from ..conftest import fill
+
+    cache = tmpfs("size=64k")
+    (cache / "c").mkdir()
+    fill(cache)
+    done = subprocess.run([sys.executable, "-c", _READ_WITH_WORKERS, str(dvs_root), str(cache / "c"), context],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("cannot be written") == 1, done.stderr
+    assert done.stdout.split() == ["read", str(2 * sum(FILES_PER_CLASS))]
+
+
+def test_a_cache_refusal_copied_outside_a_process_start_keeps_its_value():
+    """copy.deepcopy or pickle of a dataset (not a worker start) gives an unshared copy of the flag
+    with its value, instead of multiprocessing's error for a shared value pickled elsewhere."""
+    refused = cifar10_dvs.CacheRefused()
+    assert not pickle.loads(pickle.dumps(refused))
+    assert refused.first() and not refused.first()
+    copy = pickle.loads(pickle.dumps(refused))
+    assert copy and not copy.first()

@@ -14,6 +14,7 @@ layer's mean membrane over ranks, so the term is that of the global batch.
 import errno
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,14 +78,31 @@ def test_two_processes_match_one(tmp_path, one_thread):
     assert [ddp[-1][k] for k in rates] == pytest.approx([one[-1][k] for k in rates], abs=1e-6)
 
 
+class _SharedLog(io.TextIOBase):
+    """A rank's stderr: each write goes to the rank's own file and is appended to the file all ranks
+    share (as on a terminal, where torchrun's ranks write), after `delay` seconds: a slow writer
+    shows whether the order of the shared lines is kept by the ranks or left to chance."""
+
+    def __init__(self, own: str, shared: str, delay: float):
+        self.own, self.shared, self.delay = own, shared, delay
+
+    def write(self, text: str) -> int:
+        time.sleep(self.delay)
+        for path in (self.own, self.shared):
+            with open(path, "a") as f:
+                f.write(text)
+        return len(text)
+
+
 def _failing_rank(rank: int, world: int, port: int, tmp: str, scenario: str) -> None:
     """`python -m snn.train` on one rank, with scenario's fault: 'full-disk': every torch.save to a
     file fails with ENOSPC on rank 0 (saves to memory, which torch.distributed uses to send objects,
     still work); 'rank-1-raises': rank 1's first evaluation raises while rank 0 waits in its
-    collective."""
+    collective. The failing rank writes to stderr half a second late."""
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world))
+    failing = 0 if scenario == "full-disk" else 1
     if scenario == "full-disk" and rank == 0:
         to_memory = torch.save
 
@@ -99,7 +117,8 @@ def _failing_rank(rank: int, world: int, port: int, tmp: str, scenario: str) -> 
             raise ValueError("injected fault on rank 1")
 
         engine.evaluate = broken
-    sys.stderr = open(os.path.join(tmp, f"stderr{rank}.txt"), "w", buffering=1)
+    sys.stderr = _SharedLog(os.path.join(tmp, f"stderr{rank}.txt"), os.path.join(tmp, "stderr.txt"),
+                            delay=0.5 if rank == failing else 0.0)
     code = main(["--dataset", "synthetic", "--width", "0.125", "--T", "2", "--epochs", "2", "--batch-size", "32",
                  "--no-progress", "--out", os.path.join(tmp, "run")])
     sys.exit(code)
@@ -108,10 +127,11 @@ def _failing_rank(rank: int, world: int, port: int, tmp: str, scenario: str) -> 
 @pytest.mark.parametrize("scenario", ["full-disk", "rank-1-raises"])
 def test_a_failure_on_one_rank_ends_every_rank(tmp_path, one_thread, scenario):
     """One rank fails while the other goes on: both must exit with a non-zero code within the bound,
-    each saying why in one line. full-disk: rank 0 cannot write its checkpoint (ENOSPC; unhandled,
-    rank 0 would wait in the teardown barrier and rank 1 in the next forward, forever): both exit 1,
-    rank 0 prints one line naming the file. rank-1-raises: rank 1's own traceback, and rank 0 (its
-    collective broken by rank 1 leaving) one line saying another process stopped."""
+    each saying why in one line, and the failing rank's report comes first in the log both share
+    although it writes half a second late. full-disk: rank 0 cannot write its checkpoint (ENOSPC;
+    unhandled, rank 0 would wait in the teardown barrier and rank 1 in the next forward, forever):
+    both exit 1, rank 0 prints one line naming the file. rank-1-raises: rank 1's own traceback, and
+    rank 0 (its collective broken by rank 1 leaving) one line saying another process stopped."""
     context = mp.get_context("spawn")
     port = _free_port()
     ranks = [context.Process(target=_failing_rank, args=(r, 2, port, str(tmp_path), scenario)) for r in range(2)]
@@ -128,14 +148,17 @@ def test_a_failure_on_one_rank_ends_every_rank(tmp_path, one_thread, scenario):
     assert not hung, f"ranks {hung} still running after 120 s"
     assert [p.exitcode for p in ranks] == [1, 1]
     err0, err1 = ((tmp_path / f"stderr{r}.txt").read_text() for r in (0, 1))
+    shared = (tmp_path / "stderr.txt").read_text()
     assert "Traceback" not in err0 and len(err0.strip().splitlines()) == 1, err0
     if scenario == "full-disk":
         assert "No space left on device" in err0 and f"cannot write {tmp_path / 'run'}" in err0
         assert err1.startswith("error (rank 1): another process of the run failed") and len(err1.splitlines()) == 1
         assert not list((tmp_path / "run").glob("*.pt")) and not list((tmp_path / "run").glob(".*.tmp"))
+        assert shared == err0 + err1
     else:
         assert "another process of the run stopped" in err0
         assert err1.count("ValueError: injected fault on rank 1") == 1
+        assert shared == err1 + err0
 
 
 def _launch(rank: int, port: int, out, **env) -> subprocess.Popen:
@@ -188,3 +211,33 @@ def test_rank_0_killed_rank_1_says_why_it_stops(tmp_path):
         rank1.kill()
     assert rank1.returncode == 1, err
     assert err.startswith("error (rank 1): another process of the run stopped") and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_while_joining_the_process_group_stops_at_once_with_one_line(tmp_path, signum):
+    """A stop signal while rank 1 waits to join the process group (MASTER_PORT held by a program
+    that accepts and never answers, so torch's store client waits inside C++ where no Python
+    handler runs): exit 128 + N within seconds, not after the join timeout (600 s here), with one
+    line, no traceback and no run folder. The signal is sent once the rank has connected, so it is
+    known to be inside the join."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        squatter.settimeout(120)
+        port = squatter.getsockname()[1]
+        rank = _launch(1, port, tmp_path / "run", SNN_DIST_TIMEOUT="600")
+        try:
+            connection, _ = squatter.accept()
+            sent = time.monotonic()
+            rank.send_signal(signum)
+            err = rank.communicate(timeout=60)[1]
+            waited = time.monotonic() - sent
+            connection.close()
+        finally:
+            rank.kill()
+            rank.wait()
+    assert rank.returncode == 128 + signum, err
+    assert err == f"interrupted (rank 1): stopped on {signal.Signals(signum).name} while joining the process group; " \
+                  f"nothing was written\n", err
+    assert waited < 30
+    assert not (tmp_path / "run").exists()

@@ -34,8 +34,9 @@ def argv(out, *extra) -> list[str]:
             "--no-progress", "--out", str(out), *extra]
 
 
-class _StopAfterEpoch(Exception):
-    pass
+class _StopAfterEpoch(BaseException):
+    """Ends the process's work where it is raised, as a kill would: no handler of the run catches
+    or reports it (a BaseException that is neither an Exception nor a KeyboardInterrupt)."""
 
 
 def _stop_after_first_epoch(monkeypatch):
