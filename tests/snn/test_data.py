@@ -405,17 +405,20 @@ def test_an_unwritable_frame_cache_folder_means_no_cache_with_one_warning(dvs_ro
 
 
 def test_a_full_disk_under_the_frame_cache_warns_once_and_goes_on(dvs_root, tmp_path, monkeypatch):
-    """Writing a cache file fails mid-epoch (ENOSPC): one warning, every sample still read, the
-    frames equal to a working cache's, no temporary file left."""
+    """Writing a cache file fails mid-epoch (ENOSPC): one warning, one write tried (the folder is
+    not tried again), every sample still read, the frames equal to a working cache's, no temporary
+    file left."""
     cache = tmp_path / "cache"
     _, _, reference, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=tmp_path / "good")
     expected = [reference[i][0] for i in range(len(reference))]
     _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache)
     to_memory = torch.save
+    tries = []
 
     def full_disk(obj, f, *args, **kwargs):
         if isinstance(f, io.BytesIO):
             return to_memory(obj, f, *args, **kwargs)
+        tries.append(f)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(torch, "save", full_disk)
@@ -423,6 +426,7 @@ def test_a_full_disk_under_the_frame_cache_warns_once_and_goes_on(dvs_root, tmp_
         warnings.simplefilter("always")
         got = [test[i][0] for i in range(len(test))]
     assert len(expected) >= 2 and all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert len(tries) == 1
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1 and "No space left on device" in messages[0] and "going on without it" in messages[0]
     assert not list(cache.rglob("*.pt")) and not list(cache.rglob("*.tmp"))
