@@ -340,7 +340,7 @@ def _main(argv=None) -> int:
     name = report_name(raw, args.rehearsal)
     if not stopped:
         report = report_step(steps, outcomes, out, name, args.rehearsal)
-        outcomes.append(run_step(report, log, budget - (time.monotonic() - start) + REPORT_RESERVE_S))
+        outcomes.append(run_step(report, log, budget - (time.monotonic() - start)))  # the reserve is in what is left
     save_progress(raw, out, summary())
     problems = out_problems(out)
     if args.rehearsal and not stopped:
