@@ -9,7 +9,8 @@ takes it again).
 
 flock is advisory and local: it keeps out processes that ask for it (every snn.train run does) on
 one machine; on network file systems whose flock is not shared between hosts (some NFS set-ups)
-it does not keep out a process on another host.
+it does not keep out a process on another host. A forked child (a data loader's worker) closes its
+copy of the lock file at once, so the lock never outlives the process that took it.
 """
 
 from __future__ import annotations
@@ -97,6 +98,22 @@ def hold(folder, wait: bool = False, on_wait: Optional[Callable[[str], None]] = 
     finally:
         del _held[key]
         f.close()  # releases the lock
+
+
+def _close_in_child() -> None:
+    """After a fork (a data loader's worker processes): the child closes its copies of the lock
+    files. flock belongs to the open file, which a forked child shares, so without this a worker
+    that outlives the run's release (persistent workers of a loader still referenced, workers still
+    running after their parent was killed) would keep the folder locked. Only closed, never
+    unlocked: an unlock would release the parent's lock too."""
+    for f, _ in _held.values():
+        with contextlib.suppress(OSError):
+            f.close()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
 
 
 def _missing(folder: Path) -> list[Path]:

@@ -240,6 +240,37 @@ def test_a_kill_between_last_and_best_is_repaired_on_resume(tmp_path, capsys):
     assert best["epoch"] == 1 and all(torch.equal(last["model"][k], best["model"][k]) for k in last["model"])
 
 
+def test_a_missing_best_checkpoint_is_not_rebuilt_from_a_stopped_epoch(tmp_path, monkeypatch, capsys):
+    """Epoch 1 is the best; a signal stops epoch 2 after its first step, and best.pt is then deleted.
+    last.pt still names epoch 1 as best.pt's (its own finished epochs), but holds the weights of the
+    middle of epoch 2 (they differ from the deleted best.pt's): --resume must refuse (exit 2 naming
+    best.pt) and write no best.pt, rather than rebuild it from those weights."""
+    best_at_epoch_1(monkeypatch)
+    real, polls = engine.train_epoch, []
+
+    def stopped_after_step_1_of_epoch_2(*args):
+        *rest, plan = args
+
+        def stop():
+            polls.append(plan.epoch)
+            return signal.SIGTERM if plan.epoch == 1 else plan.stop()
+
+        return real(*rest, dataclasses.replace(plan, stop=stop))
+
+    monkeypatch.setattr(engine, "train_epoch", stopped_after_step_1_of_epoch_2)
+    out = tmp_path / "run"
+    assert main(argv(out)) == 143
+    monkeypatch.setattr(engine, "train_epoch", real)
+    last, best = checkpoint.load(out / "last.pt"), checkpoint.load(out / "best.pt")
+    assert last["epoch"] == 1 and last["partial"]["step"] == 1 and last["best"]["epoch"] == best["epoch"] == 1
+    assert any(not torch.equal(last["model"][k], best["model"][k]) for k in best["model"])
+    (out / "best.pt").unlink()
+    capsys.readouterr()
+    assert main(argv(out, "--resume")) == 2
+    one_line_error(capsys.readouterr().err, str(out / "best.pt"), "epoch 1", "restore")
+    assert not (out / "best.pt").exists()
+
+
 # --- settings that pass the checks but fail on the data or in memory ------------------------------
 
 @pytest.mark.parametrize("extra, fragments", [
