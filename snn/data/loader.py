@@ -30,7 +30,8 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int 
 
     train: reshuffle every epoch, unless a sampler is given (a DistributedSampler: it then owns the
     order, and the trainer calls its set_epoch). generator: drives the shuffle and the seeds of the
-    worker processes (all augmentation draws from torch's RNG, which each worker seeds from it);
+    worker processes (augmentation draws from torch's RNG, which each worker seeds from it, unless
+    the dataset's seed_augmentation makes it a function of the sample, as the trainer does);
     None uses torch's global RNG. workers > 0 keeps the worker processes across epochs.
     pin_memory: page-locked batches for faster copies to a CUDA device.
     """

@@ -208,8 +208,11 @@ def _epoch(setup: Setup, net: nn.Module, history: list[dict], best: Optional[dic
 def _train_loader(setup: Setup, epoch: int, partial: Optional[PartialEpoch]) -> tuple[DataLoader, torch.Tensor]:
     """The training loader of epoch (0-based; without the batches partial already trained), with
     fresh workers seeded from the run's generator, and that generator's state before the loader
-    drew from it (a stopped epoch stores it, so that --resume replays the same order)."""
+    drew from it (a stopped epoch stores it, so that --resume replays the same order). Each
+    sample's augmentation depends on (seed, epoch, sample) alone, so the batches left after a
+    stop are augmented as in an uninterrupted epoch, whichever worker loads them."""
     setup.sampler.set_epoch(epoch)
+    setup.train_set.seed_augmentation(setup.cfg.seed, epoch)  # what the workers draw depends on the sample alone
     generator_at_start = setup.training.generator.get_state()
     order = setup.sampler if partial is None else _SkipBatches(setup.sampler, partial.step * setup.local_batch)
     loader = make_loader(setup.train_set, setup.local_batch, train=True, workers=setup.workers, sampler=order,

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset, DistributedSampler, Subset
 
 from .. import models
 from ..data import build_datasets, make_loader
+from ..data.split import TransformedSubset
 from ..dspike import DspikeSchedule
 from ..esg import ESG
 from . import distributed, factory, runfolder
@@ -195,7 +196,7 @@ class Setup:
     out: Path
     settings: StepSettings
     training: Training
-    train_set: Dataset
+    train_set: TransformedSubset
     sampler: DistributedSampler
     local_batch: int
     workers: int

@@ -837,3 +837,37 @@ def test_a_cache_refusal_copied_outside_a_process_start_keeps_its_value():
     assert refused.first() and not refused.first()
     copy = pickle.loads(pickle.dumps(refused))
     assert copy and not copy.first()
+
+
+def test_seeded_augmentation_depends_on_the_sample_alone():
+    """After seed_augmentation(seed, epoch), sample i's random crop and flip are the same whatever
+    was read before it, in whichever loader worker reads it, and leave torch's global RNG as it
+    was; another epoch gives other draws. Without it the transform draws from the global RNG."""
+    from torch.utils.data import DataLoader
+    from torchvision import transforms as tf
+
+    from snn.data.split import TransformedSubset
+
+    images = torch.arange(16 * 3 * 8 * 8, dtype=torch.float32).reshape(16, 3, 8, 8)
+    augment = tf.Compose([tf.RandomCrop(8, padding=3), tf.RandomHorizontalFlip()])
+    data = TransformedSubset(list(zip(images, range(16))), np.arange(16), None, augment)
+    unseeded = [data[3][0] for _ in range(4)]
+    assert any(not torch.equal(unseeded[0], x) for x in unseeded[1:])
+
+    data.seed_augmentation(7, epoch=2)
+    alone = [data[i][0] for i in range(16)]
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    backwards = [data[i][0] for i in reversed(range(16))][::-1]
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(a, b) for a, b in zip(alone, backwards))
+    in_workers = DataLoader(data, batch_size=3, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(1))
+    read = {}
+    for x, y in in_workers:
+        read.update(zip(y.tolist(), x))
+    assert sorted(read) == list(range(16)) and all(torch.equal(read[i], alone[i]) for i in range(16))
+
+    data.seed_augmentation(7, epoch=3)
+    assert any(not torch.equal(data[i][0], alone[i]) for i in range(16))
+    with pytest.raises(ValueError, match="epoch"):
+        data.seed_augmentation(7, epoch=-1)

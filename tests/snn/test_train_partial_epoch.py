@@ -2,9 +2,8 @@
 augmentation draws come from worker seeds that the loader's generator drives). Stopped after an
 epoch, --resume ends with the same bits as an uninterrupted run. Stopped twice inside an epoch,
 the steps are counted from the epoch's start, the epoch's seconds include those before each stop,
-and the checkpoints hold the loader generator as the epoch began; the rest of such an epoch does
-not yet draw the augmentation of an uninterrupted run (each worker's stream restarts, see the
-expected failure below)."""
+the checkpoints hold the loader generator as the epoch began, and the run ends with the same bits
+as an uninterrupted one."""
 
 import dataclasses
 import os
@@ -150,13 +149,10 @@ def test_the_resumed_epoch_seconds_include_the_seconds_before_the_stop(runs):
     assert runs["cut"].history[0] == runs["boundary"].history[0]  # epoch 1 as the checkpoint recorded it
 
 
-@pytest.mark.xfail(strict=True, reason="with loader workers, a resumed epoch skips its trained batches in the "
-                                       "sampler, so each worker's augmentation RNG (seeded as the epoch began) "
-                                       "restarts at the first remaining batch and draws other crops and flips "
-                                       "than the uninterrupted epoch")
 def test_a_twice_stopped_epoch_with_loader_workers_resumes_bitwise(runs):
-    """What holds without workers: the stopped epoch, resumed twice, ends with the uninterrupted
-    run's weights, momentum and metrics."""
+    """The stopped epoch, resumed twice, ends with the uninterrupted run's weights, momentum and
+    metrics: each sample's crop and flip depend on the run's seed, the epoch and the sample alone,
+    not on which worker loads it after how many others."""
     assert_same_training(runs["last"]["whole"], runs["last"]["cut"])
     for ra, rb in zip(runs["whole"].history, runs["cut"].history, strict=True):
         assert [ra[k] for k in EXACT] == [rb[k] for k in EXACT]
