@@ -867,7 +867,8 @@ def test_seeded_augmentation_depends_on_the_sample_alone():
         read.update(zip(y.tolist(), x))
     assert sorted(read) == list(range(16)) and all(torch.equal(read[i], alone[i]) for i in range(16))
 
-    data.seed_augmentation(7, epoch=3)
-    assert any(not torch.equal(data[i][0], alone[i]) for i in range(16))
+    for seed, epoch in ((7, 3), (8, 2)):
+        data.seed_augmentation(seed, epoch)
+        assert any(not torch.equal(data[i][0], alone[i]) for i in range(16)), (seed, epoch)
     with pytest.raises(ValueError, match="epoch"):
         data.seed_augmentation(7, epoch=-1)

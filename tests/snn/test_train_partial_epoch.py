@@ -156,3 +156,20 @@ def test_a_twice_stopped_epoch_with_loader_workers_resumes_bitwise(runs):
     assert_same_training(runs["last"]["whole"], runs["last"]["cut"])
     for ra, rb in zip(runs["whole"].history, runs["cut"].history, strict=True):
         assert [ra[k] for k in EXACT] == [rb[k] for k in EXACT]
+
+
+def test_each_epoch_seeds_the_augmentation_with_the_runs_seed_and_its_own_index(tmp_path, monkeypatch):
+    """The trainer seeds the training set's augmentation before each epoch's loader with --seed and
+    the epoch's 0-based index (a run with seed 5 and 2 epochs: (5, 0) then (5, 1)), so that epochs
+    draw other crops, and seeds other draws."""
+    from snn.data.split import TransformedSubset
+
+    calls, real = [], TransformedSubset.seed_augmentation
+
+    def recorded(self, seed, epoch):
+        calls.append((seed, epoch))
+        return real(self, seed, epoch)
+
+    monkeypatch.setattr(TransformedSubset, "seed_augmentation", recorded)
+    run(small_cifar(tmp_path, epochs=2, seed=5, batch_size=64))
+    assert calls == [(5, 0), (5, 1)]
