@@ -38,7 +38,9 @@ def write_atomic(path, data: Data, *, fsync: bool = True) -> None:
 
     The parent folder is created when missing. On any failure the temporary file is removed and
     path keeps its previous contents. Raises WriteError naming the file when the file system
-    refuses (full disk, permissions); other exceptions of a callable pass through unchanged.
+    refuses (full disk, permissions), also when a callable's writer reports it as another exception
+    with the OSError as its cause or context (torch.save's zip writer raises RuntimeError "unexpected
+    pos" after a write failed with ENOSPC); other exceptions of a callable pass through unchanged.
     fsync: flush the data to the disk before the rename (what survives a power cut)."""
     path = Path(path)
     try:
@@ -59,10 +61,22 @@ def write_atomic(path, data: Data, *, fsync: bool = True) -> None:
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and not isinstance(e, WriteError):
-            raise WriteError(f"cannot write {path}: {e.strerror or e}; the previous {path.name} (if any) is "
-                             f"unchanged") from e
+        refusal = _os_error_in_chain(e)
+        if refusal is not None:
+            raise WriteError(f"cannot write {path}: {refusal.strerror or refusal}; the previous {path.name} (if any) "
+                             f"is unchanged") from e
         raise
+
+
+def _os_error_in_chain(error: BaseException):
+    """The first OSError (not a WriteError) among error and its causes / contexts, or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and not isinstance(error, WriteError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def partial_writes(folder, names) -> list[Path]:

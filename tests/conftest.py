@@ -3,6 +3,7 @@ so this runs first: on a machine without CUDA the kernels run interpreted on CPU
 Hypothesis profile named by HYPOTHESIS_PROFILE is loaded (tests/hypothesis_profiles.py)."""
 
 import errno
+import io
 import os
 import subprocess
 from pathlib import Path
@@ -49,3 +50,32 @@ def fill(folder: Path) -> None:
                 f.write(b"\0" * 4096)
         except OSError as e:
             assert e.errno == errno.ENOSPC, e
+
+
+class _FillsUp(io.RawIOBase):
+    """Writes through to file until `room` bytes are written, then fails every write with ENOSPC."""
+
+    def __init__(self, file, room: int):
+        self.file, self.room = file, room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.file.write(data)
+
+
+def save_onto_a_filling_disk(room: int = 100):
+    """A stand-in for torch.save: the real torch.save onto a file whose disk is full after `room`
+    bytes, so the error is what torch really raises then (its zip writer: RuntimeError "unexpected
+    pos", the ENOSPC OSError as its context). Saves to memory (io.BytesIO, as torch.distributed sends
+    objects) are not affected."""
+    real = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        return real(obj, f if isinstance(f, io.BytesIO) else _FillsUp(f, room), *args, **kwargs)
+
+    return save

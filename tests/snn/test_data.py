@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import io
 import math
 import os
 import pickle
@@ -25,6 +23,8 @@ from snn.data import cifar10_dvs
 from snn.data.aedat import decode_dvs128, read_aedat, read_dvs128
 from snn.data.scan import check_dataset
 from snn.data.frames import FlipRoll, events_to_frames, slice_bounds
+
+from ..conftest import save_onto_a_filling_disk
 
 DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -412,14 +412,11 @@ def test_a_full_disk_under_the_frame_cache_warns_once_and_goes_on(dvs_root, tmp_
     _, _, reference, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=tmp_path / "good")
     expected = [reference[i][0] for i in range(len(reference))]
     _, _, test, _ = build_datasets("cifar10-dvs", root=dvs_root, T=3, cache_dir=cache)
-    to_memory = torch.save
-    tries = []
+    filling, tries = save_onto_a_filling_disk(room=100), []
 
     def full_disk(obj, f, *args, **kwargs):
-        if isinstance(f, io.BytesIO):
-            return to_memory(obj, f, *args, **kwargs)
         tries.append(f)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return filling(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", full_disk)
     with warnings.catch_warnings(record=True) as caught:

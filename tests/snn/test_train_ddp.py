@@ -11,7 +11,6 @@ process with the whole batch cannot match. IM-Loss is on (weight 2): the trainer
 layer's mean membrane over ranks, so the term is that of the global batch.
 """
 
-import errno
 import io
 import os
 import signal
@@ -25,6 +24,8 @@ import torch
 import torch.multiprocessing as mp
 
 from snn.train import Config, checkpoint, engine, main, run
+
+from ..conftest import save_onto_a_filling_disk
 
 
 def config(out) -> Config:
@@ -95,23 +96,17 @@ class _SharedLog(io.TextIOBase):
 
 
 def _failing_rank(rank: int, world: int, port: int, tmp: str, scenario: str) -> None:
-    """`python -m snn.train` on one rank, with scenario's fault: 'full-disk': every torch.save to a
-    file fails with ENOSPC on rank 0 (saves to memory, which torch.distributed uses to send objects,
-    still work); 'rank-1-raises': rank 1's first evaluation raises while rank 0 waits in its
-    collective. The failing rank writes to stderr half a second late."""
+    """`python -m snn.train` on one rank, with scenario's fault: 'full-disk': on rank 0 every
+    torch.save to a file meets a disk that is full after 100 bytes (saves to memory, which
+    torch.distributed uses to send objects, still work); 'rank-1-raises': rank 1's first evaluation
+    raises while rank 0 waits in its collective. The failing rank writes to stderr half a second
+    late."""
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world))
     failing = 0 if scenario == "full-disk" else 1
     if scenario == "full-disk" and rank == 0:
-        to_memory = torch.save
-
-        def full_disk(obj, f, *args, **kwargs):
-            if isinstance(f, io.BytesIO):
-                return to_memory(obj, f, *args, **kwargs)
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        torch.save = full_disk
+        torch.save = save_onto_a_filling_disk(room=100)
     if scenario == "rank-1-raises" and rank == 1:
         def broken(*args, **kwargs):
             raise ValueError("injected fault on rank 1")

@@ -3,7 +3,6 @@ that fails halfway, files left by a kill, settings that cannot run, divergence w
 and channels_last on CPU. Each failure exits with its documented code and one line naming the
 fault; nothing damaged is trained on or written."""
 
-import errno
 import math
 import os
 import subprocess
@@ -17,6 +16,8 @@ from snn import models
 from snn.dspike import first_conv
 from snn.train import Config, ConfigError, WriteError, checkpoint, engine, main, prepare, run
 from snn.train.loop import model_input
+
+from ..conftest import save_onto_a_filling_disk
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -96,12 +97,7 @@ def test_save_failing_halfway_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     path = tmp_path / "last.pt"
     checkpoint.save(path, {"epoch": 1, "w": torch.arange(1000.0)})
     real_save = torch.save
-
-    def full_disk(obj, f, *args, **kwargs):
-        f.write(b"\x00" * 4096)  # part of the file is written, then the disk is full
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(torch, "save", full_disk)
+    monkeypatch.setattr(torch, "save", save_onto_a_filling_disk(room=4096))
     with pytest.raises(WriteError, match=r"cannot write .*last\.pt: No space left on device"):
         checkpoint.save(path, {"epoch": 2, "w": torch.zeros(1000)})
     monkeypatch.setattr(torch, "save", real_save)

@@ -79,3 +79,13 @@ def test_a_parameter_assigned_to_a_lif_setting_is_refused_naming_it():
     with pytest.raises(TypeError, match=r"^vth must be a real number"):
         lif.vth = torch.nn.Parameter(torch.tensor(0.5))
     assert lif.vth == 0.5 and "vth" not in dict(lif.named_parameters())
+
+
+def test_a_checkpoint_that_does_not_fit_exits_1_with_one_line(tmpfs, capsys):
+    """A real file system with room for the run folder's first files but not for last.pt (an empty
+    64 KiB tmpfs): torch.save's zip writer reports the ENOSPC as RuntimeError "unexpected pos", and
+    the run still ends with the one line naming the file and the cause, exit 1, no temporary file."""
+    small = tmpfs("size=64k")
+    assert main(argv(small / "run", "--epochs", "1")) == 1
+    one_line_error(capsys.readouterr().err, f"cannot write {small / 'run' / 'last.pt'}", "No space left on device")
+    assert not list((small / "run").glob(".*.tmp")) and not (small / "run" / "last.pt").exists()
