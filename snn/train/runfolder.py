@@ -178,8 +178,12 @@ def _exists(path: Path) -> bool:
 
 
 def _refuse_a_run_without_resume(out: Path, cfg: Config) -> None:
-    """RunExists when out holds a run (last.pt) and cfg does not resume it."""
+    """RunExists when out holds a run (last.pt) and cfg does not resume it; RunFolderBusy naming the
+    holder instead when another process trains that run now (--resume would be refused too)."""
     if (out / "last.pt").exists() and not cfg.resume:
+        in_use = runlock.busy(out)
+        if in_use is not None:
+            raise in_use
         raise RunExists(f"{out / 'last.pt'} exists: pass --resume to continue that run, or choose another --out")
 
 

@@ -46,6 +46,26 @@ def holds(folder) -> bool:
     return Path(folder).resolve() in _held
 
 
+def busy(folder) -> Optional[RunFolderBusy]:
+    """RunFolderBusy naming the holder when another process holds folder's lock now, else None
+    (no lock file, one nobody holds, or this process's own). Takes the lock shared for an instant."""
+    if holds(folder):
+        return None
+    try:
+        with open(Path(folder) / LOCK) as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _busy(folder)
+    except OSError:
+        return None
+    return None
+
+
+def _busy(folder) -> RunFolderBusy:
+    return RunFolderBusy(f"{folder} is in use by {holder(folder)} (a training run holds its lock); wait for it to "
+                         f"end or stop it, or choose another --out")
+
+
 @contextlib.contextmanager
 def hold(folder, wait: bool = False, on_wait: Optional[Callable[[str], None]] = None):
     """Hold folder's lock for the with-block (creating folder). wait: block until the holder ends,
@@ -71,12 +91,10 @@ def hold(folder, wait: bool = False, on_wait: Optional[Callable[[str], None]] = 
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            who = holder(folder)
             if not wait:
-                raise RunFolderBusy(f"{folder} is in use by {who} (a training run holds its lock); wait for it "
-                                    f"to end or stop it, or choose another --out") from None
+                raise _busy(folder) from None
             if on_wait is not None:
-                on_wait(who)
+                on_wait(holder(folder))
             fcntl.flock(f, fcntl.LOCK_EX)
         f.seek(0)
         f.truncate()

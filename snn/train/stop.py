@@ -105,7 +105,8 @@ class Signals:
         """For the with-block, in which nothing needs saving, a stop signal ends the process at once,
         even while the main thread waits inside C++ code: a watcher thread, woken through
         signal.set_wakeup_fd, hands Interrupted(signum, "stopped on SIGx " + when) to report (without
-        one it prints "interrupted: <message>" on stderr) and exits with its code, 128 + signum.
+        one it prints "interrupted: <message>" on stderr) and exits with its code, 128 + signum. The
+        main thread does not receive the signals meanwhile, so its waits are not interrupted.
         Outside the main thread, or outside `with Signals()`, the signals keep their usual effect."""
         if not self._previous:
             yield
@@ -117,9 +118,15 @@ class Signals:
         watcher.start()
         previous_fd = signal.set_wakeup_fd(writable, warn_on_full_buffer=False)
         self._watched = True
+        # Blocked in this thread (and the threads it starts meanwhile), the signals go to a thread
+        # that is not waiting in the C++ code: a signal there interrupts its system call (EINTR),
+        # which torch's store client reports with a warning and a C++ stack before the watcher ends
+        # the process.
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         try:
             yield
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             self._watched = False
             signal.set_wakeup_fd(previous_fd)
             os.close(writable)  # the watcher reads end-of-file and returns

@@ -53,14 +53,17 @@ def holder(folder) -> subprocess.Popen:
 # --- one process per run folder ----------------------------------------------------------------
 
 @pytest.mark.parametrize("resume", [False, True])
-def test_a_second_process_on_a_busy_run_folder_exits_2_naming_the_holder(tmp_path, capsys, resume):
-    """While another process holds the folder (a run training there), a second run on the same --out
-    (fresh, or --resume) exits 2 naming the holder's PID, and touches nothing: not config.json, not
-    the holder's temporary files."""
+@pytest.mark.parametrize("with_last", [False, True], ids=["before-its-first-epoch", "with-last.pt"])
+def test_a_second_process_on_a_busy_run_folder_exits_2_naming_the_holder(tmp_path, capsys, resume, with_last):
+    """While another process holds the folder (a run training there, before or after its first
+    last.pt), a second run on the same --out (fresh, or --resume) exits 2 naming the holder's PID,
+    not advice to --resume, and touches nothing: not config.json, not the holder's temporary files."""
     out = tmp_path / "run"
     out.mkdir()
     temporary = out / ".last.pt.abc123.tmp"  # the holder's write in progress
     temporary.write_bytes(b"\0" * 100)
+    if with_last:
+        (out / "last.pt").write_bytes(b"the holder's checkpoint")
     proc = holder(out)
     try:
         capsys.readouterr()
@@ -70,6 +73,7 @@ def test_a_second_process_on_a_busy_run_folder_exits_2_naming_the_holder(tmp_pat
     finally:
         proc.kill()
         proc.wait()
+    (out / "last.pt").unlink(missing_ok=True)
     assert main(argv(out, "--epochs", "1")) == 0  # the lock went with its process
     assert not temporary.exists()
 

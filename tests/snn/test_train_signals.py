@@ -129,3 +129,42 @@ def test_a_process_still_holding_a_loader_with_workers_exits():
     done = subprocess.run([sys.executable, "-c", LEAKED_LOADER], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0 and "leaving" in done.stdout, done.stderr[-2000:]
+
+
+_WAIT_IN_C = """
+import ctypes, sys, time
+from snn.train.stop import Signals
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+def slow_report(error):
+    time.sleep(1.0)  # slower than C code that reacts to an interrupted system call
+    print(f"reported: {error}", file=sys.stderr, flush=True)
+
+libc = ctypes.CDLL(None, use_errno=True)
+with Signals() as signals:
+    with signals.at_once("in the wait", slow_report):
+        print("waiting", flush=True)
+        if libc.nanosleep(ctypes.byref(Timespec(60, 0)), None) != 0:
+            print(f"the wait was interrupted: errno {ctypes.get_errno()}", file=sys.stderr, flush=True)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_inside_at_once_does_not_interrupt_the_main_threads_wait(signum):
+    """Signals.at_once around a wait in C code (nanosleep through ctypes, as torch's store client
+    waits while joining the process group): the signal is reported once and the process exits
+    128 + N, and the wait itself is never interrupted, so C code that reports an interrupted system
+    call (torch logs a warning with a C++ stack) has nothing to say, however slow the report."""
+    child = subprocess.Popen([sys.executable, "-c", _WAIT_IN_C], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert child.stdout.readline() == "waiting\n"
+        child.send_signal(signum)
+        err = child.communicate(timeout=60)[1]
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 128 + signum, err
+    assert err == f"reported: stopped on {signal.Signals(signum).name} in the wait\n", err
