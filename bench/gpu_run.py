@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from snn import exits
-from snn.files import make_folder, write_atomic
+from snn.files import WriteError, make_folder, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 # What the GPU machine brings back from $OUT: at most 8 files, 16 MiB each, 64 MiB in all, 2 folders
@@ -109,13 +109,19 @@ class Log:
     echoed to stdout."""
 
     def __init__(self, path: Path):
+        self.path = path
         self.file = open(path, "a", buffering=1)
         self.lock = threading.Lock()
 
     def write(self, text: str) -> None:
+        """Append text to run.log and stdout; raises WriteError naming run.log when $OUT refuses
+        it (full)."""
         with self.lock:
-            self.file.write(text)
-            self.file.flush()
+            try:
+                self.file.write(text)
+                self.file.flush()
+            except OSError as e:
+                raise WriteError(f"cannot write {self.path}: {e.strerror or e}") from e
             sys.stdout.write(text)
             sys.stdout.flush()
 

@@ -202,3 +202,18 @@ def test_an_out_it_cannot_use_exits_2_with_one_line_before_any_step(tmp_path, tm
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot use --out {out}") and "Traceback" not in err, err
+
+
+def test_a_full_out_exits_with_one_line_naming_the_file(tmpfs, monkeypatch, capsys):
+    """$OUT on a real full file system (a filled 64 KiB tmpfs), where a file can still be created
+    but nothing written: one line naming run.log and the cause, exit 1 (a file that could not be
+    written), no traceback, no step started."""
+    from ..conftest import fill
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(gpu_run, "run_step", lambda *a, **k: pytest.fail("a step ran"))
+    out = tmpfs("size=64k")
+    fill(out)
+    assert gpu_run.main(["--out", str(out), "--rehearsal"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: cannot write {out / 'run.log'}: No space left on device\n", err
