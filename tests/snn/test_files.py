@@ -157,3 +157,16 @@ def test_make_folder_refuses_a_folder_where_a_file_belongs(tmp_path):
     (tmp_path / "out" / "table.md").mkdir(parents=True)
     with pytest.raises(FolderError, match=r"--out .*table.md is a folder where a file belongs"):
         make_folder(tmp_path / "out", "--out", files=("table.csv", "table.md"))
+
+
+def test_a_write_error_from_a_nested_write_passes_through_unchanged(tmp_path):
+    """A writer that itself fails writing another file (a WriteError naming that file) is reported
+    as that error, not wrapped in a second "cannot write" for the outer file."""
+    inner = WriteError("cannot write other.csv: No space left on device")
+
+    def nested(f):
+        raise inner
+
+    with pytest.raises(WriteError) as raised:
+        write_atomic(tmp_path / "outer.json", nested)
+    assert raised.value is inner and os.listdir(tmp_path) == []

@@ -133,3 +133,19 @@ def test_a_run_killed_with_sigkill_frees_its_folder_while_its_workers_live_on(tm
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_run_found_under_this_process_own_lock_is_a_run_to_resume(tmp_path):
+    """take_folder re-checks the folder under the lock it now holds: a last.pt that appeared there
+    (another run wrote it between the checks and ended) is RunExists advising --resume, not a busy
+    folder naming this process."""
+    import contextlib
+
+    from snn.train import Config, runfolder
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"another run's checkpoint")
+    with contextlib.ExitStack() as held:
+        with pytest.raises(runfolder.RunExists, match="pass --resume"):
+            runfolder.take_folder(held, out, Config(dataset="synthetic", out=str(out)))
