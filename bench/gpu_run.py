@@ -292,16 +292,12 @@ def rehearsal_problems(steps: list[Step], outcomes: list[Outcome], out: Path, na
 OWN_FILES = ("run.log", "summary.json", "bench-raw.tar.gz")  # what the run writes in $OUT itself
 
 
+@exits.one_line_errors
 def main(argv=None) -> int:
     """The whole run; an $OUT that cannot be used (read-only, a file, a folder where one of its files
     belongs) or a file that cannot be written there ends it with one line `error: ...` and the
     error's exit code (snn.exits), not a traceback."""
-    try:
-        return _main(argv)
-    except OSError as e:
-        code = exits.of(e)
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return exits.USAGE if code is None else code
+    return _main(argv)
 
 
 def _main(argv=None) -> int:

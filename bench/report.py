@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from snn import exits
 from snn.files import write_atomic
 
 STANDARD_COLUMNS = ("min_bytes", "gbps", "frac_copy_bw", "copy_gbps", "saved_bytes", "saved_bytes_per_elem")
@@ -406,5 +407,13 @@ def main(argv=None) -> pd.DataFrame:
     return df
 
 
+@exits.one_line_errors
+def command(argv=None) -> int:
+    """`python bench/report.py ...`: main, ending with one line `error: ...` and its exit code (not a
+    traceback) when --out cannot be written (read-only, full)."""
+    main(argv)
+    return exits.DONE
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(command())

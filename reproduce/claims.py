@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from reproduce._common import dspike_cost
 from reproduce._common.budget import Budget, git_sha, is_main
-from reproduce._common.script import command, one_line_errors, start
+from reproduce._common.script import command, start
+from snn.exits import one_line_errors
 from snn.files import write_atomic
 from reproduce._common.training import ROW_ERRORS, Setting, config, data_label, sync, train, trained_model_on_batch
 from reproduce.fig2_spike_rate import initial_rates

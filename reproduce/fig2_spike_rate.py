@@ -24,11 +24,12 @@ import pandas as pd
 
 from reproduce._common import plot
 from reproduce._common.budget import is_main
-from reproduce._common.script import budget_note, command, finish, one_line_errors, start
+from reproduce._common.script import budget_note, command, finish, start
 from reproduce._common.table import Measured, ResultsTable
 from reproduce._common.training import (ROW_ERRORS, Setting, cells, config, data_label, not_run,
                                         run_device, train)
 from snn.data import make_loader
+from snn.exits import one_line_errors
 from snn.files import write_atomic
 from snn.neuron import LIF
 from snn.train import Config

@@ -25,7 +25,7 @@ import torch
 from kernels import lif_scan
 from reproduce._common import plot
 from reproduce._common.budget import REFERENCE_RESULTS, REPO, RESULTS, git_sha
-from reproduce._common.script import one_line_errors
+from snn.exits import one_line_errors
 from snn.files import make_folder, write_atomic
 
 SCRIPT = "fig3_surrogate"

@@ -21,10 +21,11 @@ import pandas as pd
 
 from reproduce._common import plot
 from reproduce._common.budget import is_main
-from reproduce._common.script import budget_note, command, finish, one_line_errors, start
+from reproduce._common.script import budget_note, command, finish, start
 from reproduce._common.table import Paper, ResultsTable
 from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,
                                         data_label, measured, not_run, train)
+from snn.exits import one_line_errors
 from snn.files import write_atomic
 
 SCRIPT = "fig4_esg"

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Optional
 
 from reproduce._common.budget import is_main
-from reproduce._common.script import budget_note, command, finish, one_line_errors, start, walk
+from reproduce._common.script import budget_note, command, finish, start, walk
 from reproduce._common.table import Paper, ResultsTable
 from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,
                                         data_label, measured, not_run, train)
 from reproduce._common.warm_start import warm_start
+from snn.exits import one_line_errors
 
 SCRIPT = "table1"
 

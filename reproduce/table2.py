@@ -23,11 +23,12 @@ from typing import Optional
 
 from reproduce._common import dspike_cost
 from reproduce._common.budget import is_main
-from reproduce._common.script import budget_note, command, finish, one_line_errors, start, walk
+from reproduce._common.script import budget_note, command, finish, start, walk
 from reproduce._common.table import QUOTED, Paper, ResultsTable
 from reproduce._common.training import (ACCURACY_COLUMNS, ROW_ERRORS, Setting, cells, config,
                                         data_label, measured, not_run, train_or_reason)
 from reproduce._common.variation import seed_spread
+from snn.exits import one_line_errors
 
 SCRIPT = "table2"
 VARIATION_ROW = "c10-cifarnet-t4"  # the row trained with --seeds seeds at reduced budgets (the cheapest static row)

@@ -3,13 +3,10 @@ finished ones), print the table."""
 
 from __future__ import annotations
 
-import functools
 import shlex
-import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from snn import exits
 from snn.files import make_folder
 
 from .budget import Budget, choose, parser, select
@@ -43,28 +40,6 @@ def start(script: str, description: str, argv: Optional[list[str]], ids: list[st
     make_folder(args.runs, "--runs", keep=False)  # made only when a row trains
     print(f"{script}: budget {budget.tag} ({why}): {budget.description}", flush=True)
     return args, budget, select(ids, args.rows)
-
-
-def one_line_errors(main: Callable[[Optional[list[str]]], int]) -> Callable[[Optional[list[str]]], int]:
-    """A script's main, printing one line `error: ...` and returning the error's exit code instead
-    of a traceback for a failure the user can act on: an exception with an exit code (snn.exits:
-    a folder that cannot be used, a file that cannot be written, a dataset missing), or the file
-    system refusing a path under --out / --runs (any other OSError: exits.USAGE)."""
-
-    @functools.wraps(main)
-    def wrapped(argv: Optional[list[str]] = None) -> int:
-        try:
-            return main(argv)
-        except Exception as e:
-            code = exits.of(e)
-            if code is None and isinstance(e, OSError):
-                code = exits.USAGE
-            if code is None:
-                raise  # a bug: keep its traceback
-            print(f"error: {e}", file=sys.stderr, flush=True)
-            return code
-
-    return wrapped
 
 
 def walk(rows: list, selected: list[str], table: ResultsTable, run_dir: Callable[[object], Path],

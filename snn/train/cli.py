@@ -216,11 +216,11 @@ class Report:
         self._said.append(error)
         if line is None:
             traceback.print_exception(error, file=sys.stderr)
-        else:
-            rank = os.environ.get("RANK", "0")
-            kind, _, message = line.partition(": ")
-            print(line if rank == "0" else f"{kind} (rank {rank}): {message}", file=sys.stderr)
-        sys.stderr.flush()
+            sys.stderr.flush()
+            return code
+        rank = os.environ.get("RANK", "0")
+        kind, _, message = line.partition(": ")
+        exits.say(line if rank == "0" else f"{kind} (rank {rank}): {message}")
         return code
 
 

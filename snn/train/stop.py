@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 from typing import Callable, Optional
 
@@ -165,6 +164,6 @@ def _exit_on_signal(readable: int, when: str, report: Optional[Callable[[BaseExc
             if report is not None:
                 report(error)
             else:
-                print(f"interrupted: {error}", file=sys.stderr, flush=True)
+                exits.say(f"interrupted: {error}")
         finally:
             os._exit(error.exit_code)  # the main thread is blocked where no exception reaches it

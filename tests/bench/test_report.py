@@ -98,3 +98,18 @@ def test_library_tables_plot_and_own_page_section(tmp_path):
     df = report.load(path)
     ratio = df.pivot_table(index="mode", columns="provider", values="median_s")
     assert (ratio.snntorch / ratio.cpu).round(6).tolist() == [5.0, 5.0]
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_an_out_that_refuses_the_report_gives_one_line_and_exit_1(results, tmpfs, capsys, fault):
+    """`python bench/report.py` with --out on a real read-only or full file system: one line naming
+    the first file it could not write, exit 1, no traceback."""
+    from ..conftest import fill
+
+    out = tmpfs("ro" if fault == "read-only" else "size=64k")
+    if fault == "full":
+        fill(out)
+    assert report.command([str(results), "--out", str(out), "--name", "cpu-test"]) == 1
+    err = capsys.readouterr().err
+    reason = "Read-only file system" if fault == "read-only" else "No space left on device"
+    assert err.startswith(f"error: cannot write {out / 'cpu-test.md'}: {reason}") and err.count("\n") == 1, err

@@ -241,3 +241,29 @@ def test_run_refuses_channels_last_on_cpu(tmp_path):
         run(Config(dataset="synthetic", width=0.125, epochs=1, channels_last=True, device="cpu", progress=False,
                    out=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
+
+
+class _Writes:
+    """A stderr that records each write call (each becomes one write(2) on an unbuffered stream)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def write(self, text):
+        self.calls.append(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def test_each_reported_line_is_one_write(monkeypatch):
+    """The line a process stops with is written in one call, newline included: processes that share
+    stderr (torchrun's ranks, stopped by one signal at the same step) cannot splice their lines."""
+    from snn.train.cli import Report
+
+    stderr = _Writes()
+    monkeypatch.setattr("sys.stderr", stderr)
+    monkeypatch.setenv("RANK", "1")
+    assert Report()(WriteError("cannot write last.pt: No space left on device")) == 1
+    assert stderr.calls == ["error (rank 1): cannot write last.pt: No space left on device\n"]
