@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from snn.exits import one_line_errors
 from snn.files import write_atomic  # the repository is on PYTHONPATH (bench/gpu_check.sh) or installed
 
 SETTINGS = ("auto", "cuda", "triton", "torch")
@@ -73,6 +74,7 @@ def measure(setting: str) -> dict:
     return result
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the results")
