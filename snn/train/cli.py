@@ -185,10 +185,9 @@ def config_from_args(argv=None) -> Config:
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit code."""
-    config = config_from_args(argv)
     report = Report()
     try:
-        run(config, report=report)
+        run(config_from_args(argv), report=report)
     except (Exception, KeyboardInterrupt) as e:
         return report(e)
     return exits.DONE
