@@ -212,7 +212,7 @@ def _train_loader(setup: Setup, epoch: int, partial: Optional[PartialEpoch]) -> 
     sample's augmentation depends on (seed, epoch, sample) alone, so the batches left after a
     stop are augmented as in an uninterrupted epoch, whichever worker loads them."""
     setup.sampler.set_epoch(epoch)
-    setup.train_set.seed_augmentation(setup.cfg.seed, epoch)  # what the workers draw depends on the sample alone
+    setup.train_set.seed_augmentation(setup.cfg.seed, epoch)
     generator_at_start = setup.training.generator.get_state()
     order = setup.sampler if partial is None else _SkipBatches(setup.sampler, partial.step * setup.local_batch)
     loader = make_loader(setup.train_set, setup.local_batch, train=True, workers=setup.workers, sampler=order,

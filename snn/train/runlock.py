@@ -56,8 +56,8 @@ def busy(folder) -> Optional[RunFolderBusy]:
             fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return _busy(folder)
-    except OSError:
-        return None
+    except OSError:  # no lock file (yet): nobody holds it
+        pass
     return None
 
 
